@@ -1,0 +1,7 @@
+"""Adders turn one environment stream into replay items, inserted in batches."""
+
+from distrl.adders.base import Adder
+from distrl.adders.nstep import NStepTransitionAdder
+from distrl.adders.trajectory import TrajectoryAdder
+
+__all__ = ["Adder", "NStepTransitionAdder", "TrajectoryAdder"]

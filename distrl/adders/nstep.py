@@ -1,0 +1,247 @@
+"""The n-step transition adder: one ``Transition`` per environment step.
+
+For the step taken at time t, with k <= n the number of steps actually
+available (k < n only when the episode ends within n steps of t), the adder
+writes
+
+    observation      = o_t
+    action           = a_t
+    reward           R = sum_{i<k} gamma**i * (d_t * ... * d_{t+i-1}) * r_{t+i}
+    discount         D = prod_{i<k} gamma * d_{t+i}
+    next_observation = o_{t+k}
+    extras           = the extras passed with a_t
+
+where r_{t+i} and d_{t+i} are the reward and environment discount returned by
+step t+i. The learner's target is then R + D * V(next_observation) in every
+case:
+
+* inside an episode k = n and the target is the usual n-step return;
+* at a termination (LAST with d = 0) the tail transitions have D = 0, so
+  nothing is bootstrapped past the end;
+* at a truncation (LAST with d = 1) the tail transitions keep D = gamma**k
+  (times any discounts < 1 the environment gave) and bootstrap from the
+  episode's final observation.
+
+No transition spans an episode boundary, and no transition is written for
+step t until either n steps have followed it or the episode has ended.
+
+Transitions are buffered and handed to the ``ReplayClient`` as one stacked
+batch (every leaf gains a leading batch axis) each time ``max_batch_size``
+of them are ready; ``flush`` inserts the remainder.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, NamedTuple, Sequence
+
+import dm_env
+import numpy as np
+import tree
+
+from distrl.adders.base import Adder
+from distrl.replay.client import ReplayClient
+from distrl.types import Nest, Transition
+
+
+def copy_nest(value: Nest) -> Nest:
+    """Returns a copy of ``value`` that later in-place changes to it cannot reach.
+
+    Arrays are copied; immutable scalars are returned as they are; any other
+    nest is copied leaf by leaf with ``np.array``.
+    """
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (np.generic, int, float, bool)):
+        return value
+    return tree.map_structure(np.array, value)
+
+
+def stack_nests(values: Sequence[Nest], leading_shape: tuple[int, ...] | None = None) -> Nest:
+    """Stacks same-structured nests into one nest whose leaves gain a leading axis.
+
+    When ``leading_shape`` is given, the new leading axis of length
+    ``len(values)`` is reshaped to it (e.g. ``(batch, time)``). Arrays and
+    scalars take a fast path; only real nests go through ``dm-tree``. An empty
+    nest ``()`` stays ``()``.
+    """
+    first = values[0]
+    if isinstance(first, (np.ndarray, np.generic, int, float, bool)):
+        stacked = np.stack(values)
+        if leading_shape is not None:
+            stacked = stacked.reshape(leading_shape + stacked.shape[1:])
+        return stacked
+    if isinstance(first, tuple) and not first:
+        return ()
+
+    def _stack(*leaves: Any) -> np.ndarray:
+        stacked = np.stack(leaves)
+        if leading_shape is not None:
+            stacked = stacked.reshape(leading_shape + stacked.shape[1:])
+        return stacked
+
+    return tree.map_structure(_stack, *values)
+
+
+class _Step(NamedTuple):
+    """One step held in the n-step window."""
+
+    observation: Nest
+    action: Nest
+    reward: float
+    discount: float
+    extras: Nest
+
+
+class NStepTransitionAdder(Adder):
+    """Writes n-step ``Transition`` items (see the module docstring for the maths).
+
+    Rewards and environment discounts must be scalars. Sums and products are
+    taken in float64 and stored as float32. Observations and actions are
+    copied when they arrive, so an environment that mutates its observation
+    array in place cannot corrupt buffered items; ``extras`` are stored as
+    given until the next insert.
+    """
+
+    def __init__(
+        self,
+        client: ReplayClient,
+        n_step: int,
+        discount: float,
+        max_batch_size: int = 64,
+    ) -> None:
+        """Creates the adder.
+
+        Args:
+          client: where stacked batches of transitions are inserted.
+          n_step: n >= 1, the number of environment steps summed per transition.
+          discount: the agent's gamma in [0, 1].
+          max_batch_size: number of transitions per ``insert`` call (>= 1).
+        """
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}.")
+        if not 0.0 <= discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {discount}.")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
+        self._client = client
+        self._n_step = n_step
+        self._gamma = float(discount)
+        self._max_batch_size = max_batch_size
+
+        self._window: collections.deque[_Step] = collections.deque()
+        self._observation: Nest | None = None
+
+        self._observations: list[Nest] = []
+        self._actions: list[Nest] = []
+        self._rewards: list[float] = []
+        self._discounts: list[float] = []
+        self._next_observations: list[Nest] = []
+        self._extras: list[Nest] = []
+
+    @property
+    def n_step(self) -> int:
+        return self._n_step
+
+    @property
+    def num_buffered(self) -> int:
+        """Transitions formed but not yet inserted."""
+        return len(self._rewards)
+
+    def add_first(self, timestep: dm_env.TimeStep) -> None:
+        """Starts an episode. An episode still open (no LAST seen) is dropped first."""
+        if not timestep.first():
+            raise ValueError("add_first needs a FIRST timestep.")
+        self._window.clear()
+        self._observation = copy_nest(timestep.observation)
+
+    def add(self, action: Nest, next_timestep: dm_env.TimeStep, extras: Nest = ()) -> None:
+        """Records a_t, the timestep it produced and the extras of step t."""
+        if self._observation is None:
+            raise ValueError("add called without an open episode: call add_first first.")
+        if next_timestep.first():
+            raise ValueError("add got a FIRST timestep: use add_first.")
+        next_observation = copy_nest(next_timestep.observation)
+        window = self._window
+        window.append(
+            _Step(
+                self._observation,
+                copy_nest(action),
+                float(next_timestep.reward),
+                float(next_timestep.discount),
+                extras,
+            )
+        )
+        if len(window) == self._n_step:
+            self._emit_window_head(next_observation)
+            window.popleft()
+        if next_timestep.last():
+            self._emit_tail(next_observation)
+            self._observation = None
+        else:
+            self._observation = next_observation
+
+    def _emit_window_head(self, next_observation: Nest) -> None:
+        """Emits the full n-step transition that starts at the oldest step."""
+        gamma = self._gamma
+        ret = 0.0
+        disc = 1.0
+        for step in self._window:
+            ret += disc * step.reward
+            disc *= gamma * step.discount
+        self._append(self._window[0], ret, disc, next_observation)
+
+    def _emit_tail(self, final_observation: Nest) -> None:
+        """Emits the transitions of the last k < n steps of an ended episode.
+
+        With R_j, D_j the return and discount of the tail transition starting
+        at step j, R_j = r_j + gamma * d_j * R_{j+1} and
+        D_j = gamma * d_j * D_{j+1}, with R = 0, D = 1 past the final step.
+        """
+        gamma = self._gamma
+        steps = list(self._window)
+        self._window.clear()
+        tail: list[tuple[float, float]] = []
+        ret = 0.0
+        disc = 1.0
+        for step in reversed(steps):
+            ret = step.reward + gamma * step.discount * ret
+            disc = gamma * step.discount * disc
+            tail.append((ret, disc))
+        for step, (ret, disc) in zip(steps, reversed(tail)):
+            self._append(step, ret, disc, final_observation)
+
+    def _append(self, step: _Step, ret: float, disc: float, next_observation: Nest) -> None:
+        self._observations.append(step.observation)
+        self._actions.append(step.action)
+        self._rewards.append(ret)
+        self._discounts.append(disc)
+        self._next_observations.append(next_observation)
+        self._extras.append(step.extras)
+        if len(self._rewards) >= self._max_batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Inserts all buffered transitions as one stacked batch (no call when empty)."""
+        if not self._rewards:
+            return
+        batch = Transition(
+            observation=stack_nests(self._observations),
+            action=stack_nests(self._actions),
+            reward=np.asarray(self._rewards, dtype=np.float32),
+            discount=np.asarray(self._discounts, dtype=np.float32),
+            next_observation=stack_nests(self._next_observations),
+            extras=stack_nests(self._extras),
+        )
+        self._observations = []
+        self._actions = []
+        self._rewards = []
+        self._discounts = []
+        self._next_observations = []
+        self._extras = []
+        self._client.insert(batch, priorities=None)
+
+    def reset(self) -> None:
+        """Drops the open episode's steps; already formed transitions stay buffered."""
+        self._window.clear()
+        self._observation = None

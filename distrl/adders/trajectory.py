@@ -1,0 +1,224 @@
+"""The trajectory adder: fixed-length segments of consecutive steps (A2C-style).
+
+One adder follows one environment stream and cuts it into segments of
+T = ``sequence_length`` steps, one segment every T steps. Segments run across
+episode boundaries: a segment may hold the end of one episode and the start of
+the next, and ``last[t]`` marks the step that ended an episode. For step t of
+a segment (see ``distrl.types.Trajectory``):
+
+    observation[t]       o_t, the observation the action was chosen from
+    action[t]            a_t
+    reward[t]            r_t, returned by the step
+    discount[t]          d_t, the environment discount (0 at a termination)
+    last[t]              True when the step ended its episode
+    next_observation[t]  the observation the step produced; at a termination
+                         or truncation the episode's final observation
+    mask[t]              False only for padding
+    extras[t]            the extras passed with a_t (e.g. ``policy_version``)
+
+How a learner computes GAE on a segment. With V the critic,
+
+    delta_t = r_t + gamma * d_t * V(next_observation[t]) - V(observation[t])
+    A_t     = delta_t + gamma * lambda * d_t * (1 - last[t]) * mask[t+1] * A_{t+1}
+
+taken backwards from A_T = 0 (mask[T] = False), and return targets
+A_t + V(observation[t]). The three bootstrapping cases all fall out:
+
+* terminated (last, d = 0): delta_t = r_t - V(o_t), no bootstrap and no
+  advantage carried over from the next episode;
+* truncated (last, d = 1): delta_t bootstraps from V(next_observation[t]),
+  the episode's final observation, and nothing is carried over;
+* unfinished segment end (t = T - 1, or the last unpadded step, with
+  last = False): delta_t bootstraps from V(next_observation[t]) and the
+  recursion stops there because A_T = 0 (or mask[t+1] = False).
+
+Losses are averaged over steps with mask True.
+
+``flush`` ends the current segment early: the real steps are followed by
+zero-filled padding steps with ``mask`` False (and reward 0, discount 0,
+last False), then every buffered segment is inserted. Full segments are
+inserted as one batch of ``max_batch_size`` segments, each leaf of shape
+[batch, T, ...].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dm_env
+import numpy as np
+import tree
+
+from distrl.adders.base import Adder
+from distrl.adders.nstep import copy_nest, stack_nests
+from distrl.replay.client import ReplayClient
+from distrl.types import Nest, Trajectory
+
+
+def _zeros_like(value: Nest) -> Nest:
+    """A zero-filled nest with the structure, shapes and dtypes of ``value``."""
+    if isinstance(value, (np.ndarray, np.generic, int, float, bool)):
+        return np.zeros_like(value)
+    return tree.map_structure(np.zeros_like, value)
+
+
+class TrajectoryAdder(Adder):
+    """Writes fixed-length ``Trajectory`` segments (see the module docstring).
+
+    Rewards and environment discounts must be scalars; they are stored as
+    float32, ``last`` and ``mask`` as bool. Observations and actions are
+    copied when they arrive; ``extras`` are stored as given until the next
+    insert.
+    """
+
+    def __init__(
+        self,
+        client: ReplayClient,
+        sequence_length: int,
+        max_batch_size: int = 1,
+    ) -> None:
+        """Creates the adder.
+
+        Args:
+          client: where stacked batches of segments are inserted.
+          sequence_length: T >= 1, the number of steps per segment.
+          max_batch_size: number of segments per ``insert`` call (>= 1).
+        """
+        if sequence_length < 1:
+            raise ValueError(f"sequence_length must be >= 1, got {sequence_length}.")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
+        self._client = client
+        self._sequence_length = sequence_length
+        self._max_batch_size = max_batch_size
+
+        self._observation: Nest | None = None
+        self._episode_start = 0
+        self._num_segments = 0
+
+        self._observations: list[Nest] = []
+        self._actions: list[Nest] = []
+        self._rewards: list[float] = []
+        self._discounts: list[float] = []
+        self._lasts: list[bool] = []
+        self._next_observations: list[Nest] = []
+        self._masks: list[bool] = []
+        self._extras: list[Nest] = []
+
+    @property
+    def sequence_length(self) -> int:
+        return self._sequence_length
+
+    def add_first(self, timestep: dm_env.TimeStep) -> None:
+        """Starts an episode; the current segment carries on across the boundary.
+
+        If the previous episode is still open (steps recorded and no LAST
+        seen), its steps in the current segment are dropped first, as by
+        ``reset``.
+        """
+        if not timestep.first():
+            raise ValueError("add_first needs a FIRST timestep.")
+        if self._observation is not None and len(self._rewards) > self._episode_start:
+            self.reset()
+        self._observation = copy_nest(timestep.observation)
+        self._episode_start = len(self._rewards)
+
+    def add(self, action: Nest, next_timestep: dm_env.TimeStep, extras: Nest = ()) -> None:
+        """Records a_t, the timestep it produced and the extras of step t."""
+        if self._observation is None:
+            raise ValueError("add called without an open episode: call add_first first.")
+        if next_timestep.first():
+            raise ValueError("add got a FIRST timestep: use add_first.")
+        next_observation = copy_nest(next_timestep.observation)
+        last = next_timestep.last()
+        self._observations.append(self._observation)
+        self._actions.append(copy_nest(action))
+        self._rewards.append(float(next_timestep.reward))
+        self._discounts.append(float(next_timestep.discount))
+        self._lasts.append(last)
+        self._next_observations.append(next_observation)
+        self._masks.append(True)
+        self._extras.append(extras)
+        self._observation = None if last else next_observation
+        if len(self._rewards) == (self._num_segments + 1) * self._sequence_length:
+            self._num_segments += 1
+            if self._num_segments == self._max_batch_size:
+                self._insert()
+
+    def flush(self) -> None:
+        """Pads the current partial segment (mask False) and inserts every buffered segment."""
+        num_real = len(self._rewards) - self._num_segments * self._sequence_length
+        if num_real:
+            self._pad(self._sequence_length - num_real)
+            self._num_segments += 1
+        if self._num_segments:
+            self._insert()
+
+    def _pad(self, num_pad: int) -> None:
+        """Appends ``num_pad`` zero-filled steps with mask False."""
+        observation = _zeros_like(self._observations[-1])
+        action = _zeros_like(self._actions[-1])
+        extras = _zeros_like(self._extras[-1])
+        self._observations.extend([observation] * num_pad)
+        self._actions.extend([action] * num_pad)
+        self._rewards.extend([0.0] * num_pad)
+        self._discounts.extend([0.0] * num_pad)
+        self._lasts.extend([False] * num_pad)
+        self._next_observations.extend([observation] * num_pad)
+        self._masks.extend([False] * num_pad)
+        self._extras.extend([extras] * num_pad)
+
+    def _insert(self) -> None:
+        """Stacks the buffered full segments into [batch, T, ...] and inserts them."""
+        shape = (self._num_segments, self._sequence_length)
+        batch = Trajectory(
+            observation=stack_nests(self._observations, shape),
+            action=stack_nests(self._actions, shape),
+            reward=np.asarray(self._rewards, dtype=np.float32).reshape(shape),
+            discount=np.asarray(self._discounts, dtype=np.float32).reshape(shape),
+            last=np.asarray(self._lasts, dtype=bool).reshape(shape),
+            next_observation=stack_nests(self._next_observations, shape),
+            mask=np.asarray(self._masks, dtype=bool).reshape(shape),
+            extras=stack_nests(self._extras, shape),
+        )
+        self._clear()
+        self._client.insert(batch, priorities=None)
+
+    def _clear(self) -> None:
+        self._observations = []
+        self._actions = []
+        self._rewards = []
+        self._discounts = []
+        self._lasts = []
+        self._next_observations = []
+        self._masks = []
+        self._extras = []
+        self._num_segments = 0
+        self._episode_start = 0
+
+    def reset(self) -> None:
+        """Drops the open episode's steps from the current segment.
+
+        Steps already in full segments stay (those segments end with
+        last = False and bootstrap from their final next_observation, which
+        is still correct); steps of earlier, finished episodes in the current
+        segment stay too.
+        """
+        cut = max(self._episode_start, self._num_segments * self._sequence_length)
+        if self._observation is not None:
+            for column in self._columns():
+                del column[cut:]
+        self._observation = None
+        self._episode_start = len(self._rewards)
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (
+            self._observations,
+            self._actions,
+            self._rewards,
+            self._discounts,
+            self._lasts,
+            self._next_observations,
+            self._masks,
+            self._extras,
+        )

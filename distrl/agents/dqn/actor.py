@@ -1,0 +1,62 @@
+"""DQN acting policies: epsilon-greedy for exploration, greedy for evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from distrl.agents.builder import Policy
+
+
+class GreedyPolicy(Policy):
+    """a = argmax_a Q(s, a) for one observation."""
+
+    def __init__(self, q_network: nn.Module) -> None:
+        self._q_network = q_network
+
+    @torch.inference_mode()
+    def __call__(self, observation: np.ndarray) -> np.int64:
+        q_values = self._q_network(torch.from_numpy(np.asarray(observation)).unsqueeze(0))
+        return np.int64(q_values.argmax(dim=-1).item())
+
+
+class EpsilonGreedyPolicy(GreedyPolicy):
+    """With probability epsilon a uniform random action, else the greedy one.
+
+    Epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over
+    ``decay_steps`` calls (env steps of this policy), then stays; a fixed
+    epsilon is ``epsilon_start == epsilon_end``. A random action skips the
+    network entirely, so early exploration costs almost nothing.
+    """
+
+    def __init__(
+        self,
+        q_network: nn.Module,
+        num_actions: int,
+        epsilon_start: float,
+        epsilon_end: float,
+        decay_steps: int,
+        seed: int,
+    ) -> None:
+        super().__init__(q_network)
+        self._num_actions = num_actions
+        self._epsilon_start = epsilon_start
+        self._epsilon_end = epsilon_end
+        self._decay_steps = decay_steps
+        self._rng = np.random.default_rng(seed)
+        self._steps = 0
+
+    @property
+    def epsilon(self) -> float:
+        if self._steps >= self._decay_steps:
+            return self._epsilon_end
+        fraction = self._steps / self._decay_steps
+        return self._epsilon_start + fraction * (self._epsilon_end - self._epsilon_start)
+
+    def __call__(self, observation: np.ndarray) -> np.int64:
+        epsilon = self.epsilon
+        self._steps += 1
+        if self._rng.random() < epsilon:
+            return np.int64(self._rng.integers(self._num_actions))
+        return super().__call__(observation)

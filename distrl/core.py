@@ -1,0 +1,76 @@
+"""The small abstract core every component implements.
+
+Components never know whether they run in one process or under Ray: only
+``distrl.experiments`` wires them together.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping, Sequence
+
+import dm_env
+
+from distrl.types import Nest, Params, Versioned
+
+
+class Actor(abc.ABC):
+    """Selects actions, feeds its adder and keeps its policy parameters fresh."""
+
+    @abc.abstractmethod
+    def select_action(self, observation: Nest) -> Nest:
+        """Returns the action to take for a single (unbatched) observation."""
+
+    @abc.abstractmethod
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        """Records the FIRST timestep of an episode."""
+
+    @abc.abstractmethod
+    def observe(self, action: Nest, next_timestep: dm_env.TimeStep) -> None:
+        """Records the action taken and the timestep it produced."""
+
+    @abc.abstractmethod
+    def update(self, wait: bool = False) -> None:
+        """Refreshes parameters from the variable source (and, in the single
+        process mode, runs the learner steps that are due)."""
+
+
+class VariableSource(abc.ABC):
+    """Anything that can hand out the latest parameters with their version."""
+
+    @abc.abstractmethod
+    def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Params]]:
+        """Returns ``Versioned(version, {name: params})`` for the named networks."""
+
+
+class Saveable(abc.ABC):
+    """An object whose full state can be captured and restored."""
+
+    @abc.abstractmethod
+    def save(self) -> Mapping[str, Any]:
+        """Returns a state dict (tensors, numpy arrays and plain Python values)."""
+
+    @abc.abstractmethod
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Restores from a state dict produced by ``save``."""
+
+
+class Worker(abc.ABC):
+    """A long-running unit of work (environment loop, learner loop, evaluator)."""
+
+    @abc.abstractmethod
+    def run(self) -> None:
+        """Runs until its budget is exhausted."""
+
+
+class Learner(VariableSource, Saveable):
+    """Consumes batches of experience and updates networks."""
+
+    @abc.abstractmethod
+    def step(self) -> Mapping[str, float]:
+        """Consumes exactly one batch and performs one update; returns metrics."""
+
+    def run(self, num_steps: int) -> None:
+        """Runs ``num_steps`` learner steps."""
+        for _ in range(num_steps):
+            self.step()

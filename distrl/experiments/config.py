@@ -1,0 +1,45 @@
+"""ExperimentConfig: one description of a run, executed by any runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import dm_env
+
+from distrl.agents.builder import Builder
+from distrl.specs import EnvironmentSpec
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything a runtime needs; the same object runs in one process or on Ray.
+
+    ``environment_factory(seed)`` returns a fresh ``dm_env.Environment``;
+    ``network_factory(spec)`` returns the agent's networks (a new,
+    independently initialised set per call).
+    """
+
+    agent: str
+    env: str
+    builder: Builder
+    network_factory: Callable[[EnvironmentSpec], Any]
+    environment_factory: Callable[[int], dm_env.Environment]
+    max_env_steps: int
+    seed: int = 0
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    reward_threshold: float | None = None
+    run_dir: str = "runs"
+    progress: bool = True
+    tensorboard: bool = False
+    torch_threads: int = 1
+    agent_config: Any = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_env_steps", "eval_every", "eval_episodes", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"ExperimentConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"ExperimentConfig.seed must be a non-negative integer, got {self.seed!r}")

@@ -1,0 +1,135 @@
+"""The single-process runtime: acting and learning interleaved, no Ray.
+
+``run_local`` never imports ray. The actor's ``update()`` runs learner steps
+while the replay table can sample, so the samples-per-insert ratio holds
+exactly and nothing can deadlock: inserts never wait (the limiter only
+counts them) and a sample is only asked for when it is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Iterator
+
+import dm_env
+import torch
+
+from distrl.core import Actor, Learner
+from distrl.environment_loop import EnvironmentLoop
+from distrl.experiments.config import ExperimentConfig
+from distrl.experiments.evaluation import evaluate
+from distrl.experiments.reporting import RunRecorder
+from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
+from distrl.specs import make_environment_spec
+from distrl.utils.config import to_dict
+from distrl.utils.counting import Counter
+from distrl.utils.seeding import derive_seed, seed_everything
+
+
+class _SampleIterator(Iterator[SampleBatch]):
+    """Yields ``client.sample(batch_size)`` forever (the local learner's dataset)."""
+
+    def __init__(self, client: ReplayClient, batch_size: int) -> None:
+        self._client = client
+        self._batch_size = batch_size
+
+    def __next__(self) -> SampleBatch:
+        return self._client.sample(self._batch_size)
+
+
+class LocalAgent(Actor):
+    """An actor and a learner in one process, as Acme's single-process agent.
+
+    ``update()`` first runs every learner step the replay table allows now,
+    then lets the actor refresh its weights (by version, from the learner).
+    """
+
+    def __init__(self, actor: Actor, learner: Learner, client: ReplayClient, batch_size: int) -> None:
+        self._actor = actor
+        self._learner = learner
+        self._client = client
+        self._batch_size = batch_size
+
+    def select_action(self, observation: Any) -> Any:
+        return self._actor.select_action(observation)
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._actor.observe_first(timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        self._actor.observe(action, next_timestep)
+
+    def update(self, wait: bool = False) -> None:
+        stepped = False
+        while self._client.can_sample(self._batch_size):
+            self._learner.step()
+            stepped = True
+        if stepped or wait:
+            self._actor.update(wait)
+
+
+def run_local(config: ExperimentConfig) -> dict[str, Any]:
+    """Runs ``config`` to its env-step budget in this process and returns the summary."""
+    seed_everything(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    builder = config.builder
+    environment = config.environment_factory(derive_seed(config.seed, "env", 0))
+    eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
+    spec = make_environment_spec(environment)
+
+    networks = config.network_factory(spec)
+    actor_networks = copy.deepcopy(networks)
+    eval_networks = copy.deepcopy(networks)
+
+    recorder = RunRecorder(
+        config.run_dir, config.env, config.agent, config.seed, "debug", config.max_env_steps,
+        experiment_record(config), config.reward_threshold, config.progress, config.tensorboard,
+    )
+    counter = Counter()
+    table = builder.make_replay_tables(spec, seed=derive_seed(config.seed, "replay"))[0]
+    client = LocalReplayClient(table)
+    learner = builder.make_learner(
+        networks, _SampleIterator(client, builder.batch_size), client, counter, recorder.logger,
+        torch.device("cpu"),
+    )
+    policy = builder.make_policy(actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0))
+    actor = builder.make_actor(policy, actor_networks, learner, builder.make_adder(client))
+    agent = LocalAgent(actor, learner, client, builder.batch_size)
+    eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
+    eval_actor = builder.make_actor(eval_policy, eval_networks, learner, None)
+
+    def on_episode_end(result: dict[str, float]) -> None:
+        if result["completed"]:
+            recorder.episode_done(result["episode_return"])
+
+    loop = EnvironmentLoop(environment, agent, counter, recorder.logger, on_episode_end=on_episode_end)
+
+    def run_evaluation(env_steps: int) -> None:
+        eval_actor.update(wait=True)
+        returns = evaluate(eval_environment, eval_actor, config.eval_episodes)
+        recorder.record_evaluation(returns, env_steps, learner.steps)
+
+    env_steps = 0
+    next_eval = config.eval_every
+    while env_steps < config.max_env_steps:
+        loop.run_episode(max_steps=config.max_env_steps - env_steps)
+        env_steps = int(counter.get("env_steps"))
+        recorder.progress(env_steps, learner.steps)
+        if env_steps >= next_eval and env_steps < config.max_env_steps:
+            run_evaluation(env_steps)
+            next_eval = (env_steps // config.eval_every + 1) * config.eval_every
+    run_evaluation(env_steps)
+    return recorder.finish(env_steps, learner.steps, extra={"replay": dict(client.info())})
+
+
+def experiment_record(config: ExperimentConfig) -> dict[str, Any]:
+    """The JSON-friendly parts of a config, written to ``config.json``."""
+    record = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if field.name not in ("builder", "network_factory", "environment_factory", "agent_config")
+    }
+    if config.agent_config is not None:
+        record["agent_config"] = to_dict(config.agent_config)
+    return record

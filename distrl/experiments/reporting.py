@@ -1,0 +1,160 @@
+"""Run directory, progress bar, evaluation bookkeeping and the final summary.
+
+Shared by every runtime so a debug run and a distributed run leave the same
+files: ``config.json``, ``metrics.csv`` (tidy rows), optionally TensorBoard
+events, and ``summary.json``, plus one summary line on stdout.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from tqdm import tqdm
+
+from distrl.utils.loggers import CSVLogger, Logger, MultiLogger, TensorBoardLogger, tensorboard_available
+
+
+def run_name(env: str, agent: str, seed: int, start_time: float) -> str:
+    """``{env}__{agent}__{seed}__{unix time}`` with the env name made filesystem-safe."""
+    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env).strip("_")
+    return f"{safe_env}__{agent}__{seed}__{int(start_time)}"
+
+
+class RunRecorder:
+    """Owns a run's directory, loggers, progress bar and evaluation history."""
+
+    def __init__(
+        self,
+        run_root: str,
+        env: str,
+        agent: str,
+        seed: int,
+        mode: str,
+        max_env_steps: int,
+        config: Mapping[str, Any],
+        reward_threshold: float | None,
+        progress: bool = True,
+        tensorboard: bool = False,
+    ) -> None:
+        self.start_time = time.time()
+        self._start = time.perf_counter()
+        self.env, self.agent, self.seed, self.mode = env, agent, seed, mode
+        self.reward_threshold = reward_threshold
+        self.run_dir = Path(run_root) / run_name(env, agent, seed, self.start_time)
+        suffix = 1
+        while self.run_dir.exists():
+            suffix += 1
+            self.run_dir = Path(run_root) / f"{run_name(env, agent, seed, self.start_time)}_{suffix}"
+        self.run_dir.mkdir(parents=True)
+        with open(self.run_dir / "config.json", "w") as f:
+            json.dump(config, f, indent=2, default=str)
+        loggers: list[Logger] = [CSVLogger(self.run_dir / "metrics.csv")]
+        if tensorboard:
+            if not tensorboard_available():
+                raise RuntimeError("tensorboard logging was requested but the 'tensorboard' package is not installed")
+            loggers.append(TensorBoardLogger(self.run_dir / "tensorboard"))
+        self.logger: Logger = MultiLogger(loggers)
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)
+        self.episodes = 0
+        self.eval_history: list[dict[str, float]] = []
+        self.solved_at_env_steps: int | None = None
+        self.solved_at_wall_clock_s: float | None = None
+        self._bar = tqdm(
+            total=max_env_steps,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not progress,
+            mininterval=0.5 if sys.stderr.isatty() else 10.0,
+            desc=f"{agent} {env} [{mode}]",
+        )
+        self._bar_steps = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._start
+
+    def episode_done(self, episode_return: float) -> None:
+        self.episodes += 1
+        self.recent_returns.append(episode_return)
+
+    def progress(self, env_steps: int, learner_steps: int, extra: Mapping[str, float] | None = None) -> None:
+        """Advances the bar to ``env_steps`` and refreshes its figures."""
+        elapsed = max(self.elapsed_s, 1e-9)
+        postfix = {
+            "episodes": self.episodes,
+            "return": f"{np.mean(self.recent_returns):.1f}" if self.recent_returns else "-",
+            "env_sps": f"{env_steps / elapsed:.0f}",
+            "updates/s": f"{learner_steps / elapsed:.0f}",
+        }
+        if self.eval_history:
+            postfix["eval"] = f"{self.eval_history[-1]['return_mean']:.1f}"
+        if extra:
+            postfix.update({k: f"{v:.3g}" for k, v in extra.items()})
+        self._bar.set_postfix(postfix, refresh=False)
+        self._bar.update(max(0, env_steps - self._bar_steps))
+        self._bar_steps = max(self._bar_steps, env_steps)
+
+    def record_evaluation(self, returns: np.ndarray, env_steps: int, learner_steps: int) -> None:
+        """Logs an evaluation and notes the first one at or above the reward threshold."""
+        mean, std = float(np.mean(returns)), float(np.std(returns))
+        self.eval_history.append(
+            {"env_steps": env_steps, "learner_steps": learner_steps, "wall_clock_s": round(self.elapsed_s, 3),
+             "return_mean": mean, "return_std": std}
+        )
+        self.logger.write({"eval/episodic_return": mean, "eval/episodic_return_std": std}, env_steps)
+        if self.solved_at_env_steps is None and self.reward_threshold is not None and mean >= self.reward_threshold:
+            self.solved_at_env_steps = env_steps
+            self.solved_at_wall_clock_s = round(self.elapsed_s, 3)
+
+    def finish(self, env_steps: int, learner_steps: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Writes ``summary.json``, prints the summary line and returns the summary."""
+        self._bar.close()
+        self.logger.close()
+        final = self.eval_history[-1] if self.eval_history else None
+        summary: dict[str, Any] = {
+            "agent": self.agent,
+            "env": self.env,
+            "seed": self.seed,
+            "mode": self.mode,
+            "env_steps": int(env_steps),
+            "learner_steps": int(learner_steps),
+            "episodes": self.episodes,
+            "wall_clock_s": round(self.elapsed_s, 3),
+            "final_eval_return": None if final is None else final["return_mean"],
+            "final_eval_return_std": None if final is None else final["return_std"],
+            "reward_threshold": self.reward_threshold,
+            "solved_at_env_steps": self.solved_at_env_steps,
+            "solved_at_wall_clock_s": self.solved_at_wall_clock_s,
+            "run_dir": str(self.run_dir),
+            "evaluations": self.eval_history,
+        }
+        if extra:
+            summary.update(extra)
+        with open(self.run_dir / "summary.json", "w") as f:
+            json.dump(summary, f, indent=2)
+        print(summary_line(summary), flush=True)
+        return summary
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """One line a person can read at a glance (and grep in CI logs)."""
+    final = summary["final_eval_return"]
+    final_text = "n/a" if final is None else f"{final:.1f} +- {summary['final_eval_return_std']:.1f}"
+    if summary["solved_at_env_steps"] is not None:
+        solved = f"solved at {summary['solved_at_env_steps']} env steps ({summary['solved_at_wall_clock_s']:.1f} s)"
+    elif summary["reward_threshold"] is None:
+        solved = "no reward threshold"
+    else:
+        solved = f"not solved (threshold {summary['reward_threshold']})"
+    return (
+        f"distrl summary: {summary['agent']} on {summary['env']} seed {summary['seed']} [{summary['mode']}]: "
+        f"final greedy return {final_text}; {solved}; {summary['env_steps']} env steps, "
+        f"{summary['learner_steps']} learner steps in {summary['wall_clock_s']:.1f} s; {summary['run_dir']}"
+    )

@@ -1,0 +1,27 @@
+"""Replay: column-wise storage, samplers, Reverb-style rate limiters, tables and clients."""
+
+from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
+from distrl.replay.rate_limiters import MinSize, Queue, RateLimiter, SampleToInsertRatio
+from distrl.replay.samplers import FifoSampler, PrioritizedSampler, Sampled, Sampler, UniformSampler
+from distrl.replay.storage import ArrayStorage
+from distrl.replay.sum_tree import SumTree
+from distrl.replay.table import DEFAULT_TIMEOUT_S, Table
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "ArrayStorage",
+    "FifoSampler",
+    "LocalReplayClient",
+    "MinSize",
+    "PrioritizedSampler",
+    "Queue",
+    "RateLimiter",
+    "ReplayClient",
+    "SampleBatch",
+    "SampleToInsertRatio",
+    "Sampled",
+    "Sampler",
+    "SumTree",
+    "Table",
+    "UniformSampler",
+]

@@ -1,0 +1,113 @@
+"""Metric loggers: CSV (tidy rows), TensorBoard (when installed) and a fan-out.
+
+Metric names are stable across agents and modes (CleanRL's convention):
+``charts/episodic_return``, ``charts/episodic_length``, ``charts/SPS``,
+``losses/td_loss``, ``eval/episodic_return``... Every row is keyed by the
+environment-step count so runs can be compared on the same axis.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Mapping
+
+CSV_COLUMNS = ("wall_clock_s", "env_steps", "metric", "value")
+
+
+class Logger(abc.ABC):
+    """Receives scalar metrics at a given environment step."""
+
+    @abc.abstractmethod
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        """Records ``metrics`` (name -> scalar) at ``env_steps``."""
+
+    def close(self) -> None:
+        """Flushes and releases resources."""
+
+
+class CSVLogger(Logger):
+    """Appends tidy rows ``wall_clock_s, env_steps, metric, value`` to a CSV file.
+
+    The tidy layout keeps one schema however many metrics an agent reports,
+    so files from different agents and modes concatenate and plot the same way.
+    """
+
+    def __init__(self, path: str | os.PathLike, flush_every_s: float = 5.0) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not self._path.exists()
+        self._file = open(self._path, "a", newline="")
+        self._writer = csv.writer(self._file)
+        if new_file:
+            self._writer.writerow(CSV_COLUMNS)
+        self._start = time.perf_counter()
+        self._flush_every_s = flush_every_s
+        self._last_flush = self._start
+        self._lock = threading.Lock()
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        now = time.perf_counter()
+        elapsed = round(now - self._start, 3)
+        with self._lock:
+            for name, value in metrics.items():
+                self._writer.writerow((elapsed, int(env_steps), name, float(value)))
+            if now - self._last_flush > self._flush_every_s:
+                self._file.flush()
+                self._last_flush = now
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+class TensorBoardLogger(Logger):
+    """Writes scalars with ``torch.utils.tensorboard`` (needs the ``tensorboard`` package)."""
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(log_dir))
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        for name, value in metrics.items():
+            self._writer.add_scalar(name, float(value), int(env_steps))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class MultiLogger(Logger):
+    """Forwards every write to several loggers."""
+
+    def __init__(self, loggers: list[Logger]) -> None:
+        self._loggers = loggers
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        for logger in self._loggers:
+            logger.write(metrics, env_steps)
+
+    def close(self) -> None:
+        for logger in self._loggers:
+            logger.close()
+
+
+class NullLogger(Logger):
+    """Discards everything (tests, evaluation probes)."""
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        pass
+
+
+def tensorboard_available() -> bool:
+    """True when the optional ``tensorboard`` package can be imported."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
