@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
+from distrl.experiments.evaluation import EvaluationResult
 from distrl.utils.loggers import CSVLogger, Logger, MultiLogger, TensorBoardLogger, tensorboard_available
 
 
@@ -101,12 +102,12 @@ class RunRecorder:
         self._bar.update(max(0, env_steps - self._bar_steps))
         self._bar_steps = max(self._bar_steps, env_steps)
 
-    def record_evaluation(self, returns: np.ndarray, env_steps: int, learner_steps: int) -> None:
+    def record_evaluation(self, result: EvaluationResult, env_steps: int, learner_steps: int) -> None:
         """Logs an evaluation and notes the first one at or above the reward threshold."""
-        mean, std = float(np.mean(returns)), float(np.std(returns))
+        mean, std = float(np.mean(result.returns)), float(np.std(result.returns))
         self.eval_history.append(
             {"env_steps": env_steps, "learner_steps": learner_steps, "wall_clock_s": round(self.elapsed_s, 3),
-             "return_mean": mean, "return_std": std}
+             "return_mean": mean, "return_std": std, "length_mean": float(np.mean(result.lengths))}
         )
         self.logger.write({"eval/episodic_return": mean, "eval/episodic_return_std": std}, env_steps)
         if self.solved_at_env_steps is None and self.reward_threshold is not None and mean >= self.reward_threshold:

@@ -1,0 +1,104 @@
+"""A numpy forward pass for small MLP networks, used when acting on one observation.
+
+Measured on CartPole-sized networks (4 -> 128 -> 128 -> 2, one thread), a
+torch ``nn.Module`` call for a single observation costs about 100 us, almost
+all Python dispatch through the module tree, while the same maths in numpy
+costs about 20 us. Acting is one forward pass per environment step, so in the
+single-process mode this is the difference between the policy and the
+environment dominating a step.
+
+The compiled function reads the torch parameters through numpy views that
+share their memory, so weights loaded in place (``load_numpy_params_``) are
+seen at once and nothing is copied. Only the layer types below are supported;
+``compile_numpy_forward`` returns None for anything else and callers keep the
+torch path.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from distrl.networks.composition import Network
+from distrl.networks.encoders import FlattenEncoder, IdentityEncoder
+from distrl.networks.heads import DeterministicHead, DiscreteQHead
+from distrl.networks.torsos import MLP
+
+NumpyForward = Callable[[np.ndarray], np.ndarray]
+
+_ACTIVATIONS: dict[type, Callable[[np.ndarray], np.ndarray]] = {
+    nn.ReLU: lambda x: np.maximum(x, 0.0, out=x),
+    nn.Tanh: lambda x: np.tanh(x, out=x),
+}
+
+
+def _view(tensor: torch.Tensor) -> np.ndarray:
+    """A numpy array sharing memory with a CPU tensor."""
+    return tensor.detach().numpy()
+
+
+def _compile_torso(torso: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Callable | None]] | None:
+    if not isinstance(torso, MLP):
+        return None
+    layers: list[tuple[np.ndarray, np.ndarray, Callable | None]] = []
+    for module in torso.layers:
+        if isinstance(module, nn.Linear):
+            layers.append((_view(module.weight), _view(module.bias), None))
+        elif type(module) in _ACTIVATIONS and layers and layers[-1][2] is None:
+            weight, bias, _ = layers[-1]
+            layers[-1] = (weight, bias, _ACTIVATIONS[type(module)])
+        else:
+            return None
+    return layers
+
+
+def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
+    """Returns ``f(observation) -> output`` for one unbatched observation, or None.
+
+    Supported: ``Network(FlattenEncoder | IdentityEncoder, MLP (Linear with
+    ReLU/Tanh, no LayerNorm), DiscreteQHead | DeterministicHead)`` on CPU.
+    The output equals the torch forward's (up to float32 rounding) without
+    the batch axis.
+    """
+    if not isinstance(network, Network) or any(p.device.type != "cpu" for p in network.parameters()):
+        return None
+    if not isinstance(network.encoder, (FlattenEncoder, IdentityEncoder)):
+        return None
+    torso = _compile_torso(network.torso)
+    if torso is None:
+        return None
+    head = network.head
+    if isinstance(head, DiscreteQHead):
+        advantage_w, advantage_b = _view(head.advantage.weight), _view(head.advantage.bias)
+        if head.dueling:
+            value_w, value_b = _view(head.value.weight), _view(head.value.bias)
+
+            def head_fn(x: np.ndarray) -> np.ndarray:
+                advantage = advantage_w @ x + advantage_b
+                return (value_w @ x + value_b) + advantage - advantage.mean()
+        else:
+
+            def head_fn(x: np.ndarray) -> np.ndarray:
+                return advantage_w @ x + advantage_b
+    elif isinstance(head, DeterministicHead):
+        linear_w, linear_b = _view(head.linear.weight), _view(head.linear.bias)
+        low, high = _view(head.action_minimum), _view(head.action_maximum)
+
+        def head_fn(x: np.ndarray) -> np.ndarray:
+            unit = (np.tanh(linear_w @ x + linear_b) + 1.0) * 0.5
+            return np.clip(low + unit * (high - low), low, high)
+    else:
+        return None
+
+    def forward(observation: np.ndarray) -> np.ndarray:
+        x = np.asarray(observation, dtype=np.float32).reshape(-1)
+        for weight, bias, activation in torso:
+            x = weight @ x + bias
+            if activation is not None:
+                x = activation(x)
+        return head_fn(x)
+
+    return forward
