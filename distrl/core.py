@@ -35,6 +35,35 @@ class Actor(abc.ABC):
         process mode, runs the learner steps that are due)."""
 
 
+class BatchedActor(abc.ABC):
+    """Acts for N environments at once: one batched inference per vector step.
+
+    Environment ``index`` (0 <= index < N) keeps its own episode and adder
+    stream; only action selection is batched. ``VectorEnvironmentLoop`` steps
+    the N environments in lockstep and calls, per vector step,
+    ``select_actions`` once, then ``observe`` (and ``observe_first`` after a
+    reset) per environment, then ``update`` once.
+    """
+
+    @abc.abstractmethod
+    def select_actions(self, observations: Nest) -> Nest:
+        """Returns actions for stacked observations (every leaf has a leading
+        axis of length N); every leaf of the result has the same leading axis."""
+
+    @abc.abstractmethod
+    def observe_first(self, index: int, timestep: dm_env.TimeStep) -> None:
+        """Records the FIRST timestep of an episode of environment ``index``."""
+
+    @abc.abstractmethod
+    def observe(self, index: int, action: Nest, next_timestep: dm_env.TimeStep) -> None:
+        """Records the action environment ``index`` took and the timestep it produced."""
+
+    @abc.abstractmethod
+    def update(self, wait: bool = False) -> None:
+        """Refreshes parameters from the variable source (and, in the single
+        process mode, runs the learner steps that are due)."""
+
+
 class VariableSource(abc.ABC):
     """Anything that can hand out the latest parameters with their version."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import dm_env
 
-from distrl.core import Actor, Worker
+from distrl.adders.nstep import index_nest, stack_nests
+from distrl.core import Actor, BatchedActor, Worker
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
 
@@ -110,3 +111,119 @@ class EnvironmentLoop(Worker):
             steps += int(result["episode_length"])
             episodes += 1
         return results
+
+
+class VectorEnvironmentLoop(Worker):
+    """Steps N environments in lockstep with one ``BatchedActor``.
+
+    Each vector step makes one batched ``select_actions`` call on the N
+    current observations, steps every environment with its action, calls
+    ``observe(i, ...)`` for each, resets every environment whose step was
+    LAST (calling ``observe_first(i, ...)`` with the new FIRST timestep, so
+    the next vector step already acts in the new episode) and finally calls
+    ``actor.update()`` once when ``should_update``.
+
+    Episodes carry over between ``run`` calls. Each finished episode is
+    reported as ``EnvironmentLoop`` reports one: ``{label}/episodic_return``,
+    ``{label}/episodic_length`` and ``{label}/SPS`` to the logger, and the
+    result dict (``episode_return``, ``episode_length``, ``steps_per_second``,
+    ``completed`` = 1.0) to ``on_episode_end``. ``steps_per_second`` is the
+    loop's throughput over all N environments while that episode ran. The
+    counter gets ``env_steps`` (N per vector step, so every env step is
+    counted exactly) and ``episodes`` once per vector step.
+    """
+
+    def __init__(
+        self,
+        environments: Sequence[dm_env.Environment],
+        actor: BatchedActor,
+        counter: Counter | None = None,
+        logger: Logger | None = None,
+        should_update: bool = True,
+        on_episode_end: EpisodeCallback | None = None,
+        label: str = "charts",
+    ) -> None:
+        if not environments:
+            raise ValueError("VectorEnvironmentLoop needs at least one environment")
+        self._environments = list(environments)
+        self._actor = actor
+        self._counter = counter if counter is not None else Counter()
+        self._logger = logger if logger is not None else NullLogger()
+        self._should_update = should_update
+        self._on_episode_end = on_episode_end
+        self._label = label
+        num_envs = len(self._environments)
+        self._observations: list | None = None  # None until the first run() resets everything.
+        self._returns = [0.0] * num_envs
+        self._lengths = [0] * num_envs
+        self._starts = [0.0] * num_envs
+
+    @property
+    def counter(self) -> Counter:
+        return self._counter
+
+    @property
+    def num_envs(self) -> int:
+        return len(self._environments)
+
+    def _reset(self, index: int) -> None:
+        timestep = self._environments[index].reset()
+        self._actor.observe_first(index, timestep)
+        self._observations[index] = timestep.observation
+        self._returns[index] = 0.0
+        self._lengths[index] = 0
+        self._starts[index] = time.perf_counter()
+
+    def run(self, num_steps: int) -> list[dict[str, float]]:
+        """Runs ceil(num_steps / N) vector steps, i.e. at least ``num_steps``
+        env steps summed over the N environments (at most N - 1 more), and
+        returns the results of the episodes that finished meanwhile."""
+        environments, actor = self._environments, self._actor
+        num_envs = len(environments)
+        if self._observations is None:
+            self._observations = [None] * num_envs
+            for index in range(num_envs):
+                self._reset(index)
+        observations, returns, lengths = self._observations, self._returns, self._lengths
+        results: list[dict[str, float]] = []
+        for _ in range(-(-num_steps // num_envs)):
+            actions = actor.select_actions(stack_nests(observations))
+            finished = []
+            for index, environment in enumerate(environments):
+                action = index_nest(actions, index)
+                timestep = environment.step(action)
+                actor.observe(index, action, timestep)
+                returns[index] += float(timestep.reward)
+                lengths[index] += 1
+                if timestep.last():
+                    finished.append(index)
+                else:
+                    observations[index] = timestep.observation
+            counts = self._counter.increment(env_steps=num_envs, episodes=len(finished))
+            for index in finished:
+                results.append(self._report(index, int(counts.get("env_steps", 0))))
+                self._reset(index)
+            if self._should_update:
+                actor.update()
+        return results
+
+    def _report(self, index: int, env_steps: int) -> dict[str, float]:
+        length = self._lengths[index]
+        elapsed = time.perf_counter() - self._starts[index]
+        result = {
+            "episode_return": self._returns[index],
+            "episode_length": float(length),
+            "steps_per_second": length * len(self._environments) / max(elapsed, 1e-9),
+            "completed": 1.0,
+        }
+        self._logger.write(
+            {
+                f"{self._label}/episodic_return": result["episode_return"],
+                f"{self._label}/episodic_length": length,
+                f"{self._label}/SPS": result["steps_per_second"],
+            },
+            env_steps=env_steps,
+        )
+        if self._on_episode_end is not None:
+            self._on_episode_end(result)
+        return result

@@ -61,8 +61,9 @@ def stack_nests(values: Sequence[Nest], leading_shape: tuple[int, ...] | None = 
     """Stacks same-structured nests into one nest whose leaves gain a leading axis.
 
     When ``leading_shape`` is given, the new leading axis of length
-    ``len(values)`` is reshaped to it (e.g. ``(batch, time)``). Arrays and
-    scalars take a fast path; only real nests go through ``dm-tree``. An empty
+    ``len(values)`` is reshaped to it (e.g. ``(batch, time)``). Arrays,
+    scalars and flat dicts of arrays take a fast path; only deeper nests go
+    through ``dm-tree``. An empty
     nest ``()`` stays ``()``.
     """
     first = values[0]
@@ -80,7 +81,18 @@ def stack_nests(values: Sequence[Nest], leading_shape: tuple[int, ...] | None = 
             stacked = stacked.reshape(leading_shape + stacked.shape[1:])
         return stacked
 
+    if type(first) is dict and all(isinstance(v, (np.ndarray, np.generic)) for v in first.values()):
+        # A flat dict of arrays (e.g. extras {'policy_version': ...}): skip dm-tree.
+        return {key: _stack(*(value[key] for value in values)) for key in first}
     return tree.map_structure(_stack, *values)
+
+
+def index_nest(value: Nest, index: int) -> Nest:
+    """Entry ``index`` along the leading axis of every leaf (the inverse of
+    ``stack_nests`` for one item); arrays take a fast path."""
+    if isinstance(value, np.ndarray):
+        return value[index]
+    return tree.map_structure(lambda leaf: leaf[index], value)
 
 
 class _Step(NamedTuple):

@@ -1,4 +1,6 @@
-"""The feed-forward actor shared by value-based and deterministic-policy agents."""
+"""Feed-forward actors: one environment (``FeedForwardActor``) or N in lockstep
+(``BatchedFeedForwardActor``), and ``SingleStreamActor`` to run a batched
+actor as a plain ``Actor`` for one environment."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import dm_env
 import numpy as np
 
 from distrl.adders.base import Adder
-from distrl.agents.builder import Policy
-from distrl.core import Actor
+from distrl.adders.nstep import index_nest, stack_nests
+from distrl.agents.builder import BatchedPolicy, Policy
+from distrl.core import Actor, BatchedActor
 from distrl.variables.client import VariableClient
 
 
@@ -53,3 +56,78 @@ class FeedForwardActor(Actor):
         """Inserts whatever the adder has buffered (end of a run)."""
         if self._adder is not None:
             self._adder.flush()
+
+
+class BatchedFeedForwardActor(BatchedActor):
+    """Acts for N environments with one batched policy call per vector step.
+
+    Environment i writes through ``adders[i]``. The adder records the
+    policy's ``behaviour_actions[i]`` (not the possibly clipped action the
+    environment received) with ``extras['policy_version']``, the version of
+    the weights that chose it.
+    """
+
+    def __init__(
+        self,
+        policy: BatchedPolicy,
+        adders: list[Adder],
+        variable_client: VariableClient | None = None,
+    ) -> None:
+        self._policy = policy
+        self._adders = list(adders)
+        self._variable_client = variable_client
+        self._behaviour_actions: Any = None
+
+    @property
+    def num_envs(self) -> int:
+        return len(self._adders)
+
+    @property
+    def policy_version(self) -> int:
+        """Version of the weights in use (-1 when there is no variable source)."""
+        return -1 if self._variable_client is None else self._variable_client.version
+
+    def select_actions(self, observations: Any) -> Any:
+        actions, self._behaviour_actions = self._policy.select_actions(observations)
+        return actions
+
+    def observe_first(self, index: int, timestep: dm_env.TimeStep) -> None:
+        self._policy.reset_env(index)
+        self._adders[index].add_first(timestep)
+
+    def observe(self, index: int, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        extras = {"policy_version": np.int64(self.policy_version)}
+        self._adders[index].add(index_nest(self._behaviour_actions, index), next_timestep, extras=extras)
+
+    def update(self, wait: bool = False) -> None:
+        if self._variable_client is not None:
+            self._variable_client.update(wait)
+
+    def flush(self) -> None:
+        """Inserts whatever the adders have buffered (end of a run)."""
+        for adder in self._adders:
+            adder.flush()
+
+
+class SingleStreamActor(Actor):
+    """Runs a ``BatchedActor`` built for one environment as a plain ``Actor``.
+
+    Observations gain a leading axis of length 1 and the action loses it, so
+    an agent that only implements batched acting also runs in
+    ``EnvironmentLoop`` (e.g. with ``envs_per_actor == 1``).
+    """
+
+    def __init__(self, actor: BatchedActor) -> None:
+        self._actor = actor
+
+    def select_action(self, observation: Any) -> Any:
+        return index_nest(self._actor.select_actions(stack_nests([observation])), 0)
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._actor.observe_first(0, timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        self._actor.observe(0, action, next_timestep)
+
+    def update(self, wait: bool = False) -> None:
+        self._actor.update(wait)

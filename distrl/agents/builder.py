@@ -2,6 +2,14 @@
 
 The runtime (single process or Ray) asks the builder for each piece and wires
 them together; the builder never knows which runtime is calling it.
+
+Several environments per actor. ``Builder.envs_per_actor`` (default 1) says
+how many environments one actor steps. When it is above 1 the runtime builds
+N = ``envs_per_actor`` environments and one adder per environment, asks
+``make_policy`` for a ``BatchedPolicy`` and ``make_batched_actor`` for a
+``BatchedActor`` over them, and runs a ``VectorEnvironmentLoop`` (one batched
+inference per vector step). Builders that keep the default of 1 need not
+implement ``make_batched_actor``.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from typing import Any, Iterator
 import torch
 
 from distrl.adders.base import Adder
-from distrl.core import Actor, Learner, VariableSource
+from distrl.core import Actor, BatchedActor, Learner, VariableSource
 from distrl.replay.client import ReplayClient, SampleBatch
 from distrl.replay.table import Table
 from distrl.specs import EnvironmentSpec
@@ -31,11 +39,32 @@ class Policy(abc.ABC):
         """Called at the start of every episode (resets exploration noise)."""
 
 
+class BatchedPolicy(abc.ABC):
+    """Maps N stacked observations to N actions (one batched inference)."""
+
+    @abc.abstractmethod
+    def select_actions(self, observations: Any) -> tuple[Any, Any]:
+        """Returns ``(actions, behaviour_actions)`` for observations with a leading axis N.
+
+        ``actions`` go to the environments; ``behaviour_actions`` are what the
+        adders record as the action taken, e.g. a Gaussian policy's unclipped
+        sample, whose log-probability the learner evaluates, while the
+        environments receive it clipped to the action bounds. Both may be
+        the same object.
+        """
+
+    def reset_env(self, index: int) -> None:
+        """Called when environment ``index`` starts an episode (per-stream state such as noise)."""
+
+
 class Builder(abc.ABC):
     """Creates an agent's replay tables, adder, actor, learner and policies."""
 
     #: Items per learner batch (transitions, or segments for on-policy agents).
     batch_size: int
+
+    #: Environments stepped in lockstep by one actor (see the module docstring).
+    envs_per_actor: int = 1
 
     @abc.abstractmethod
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
@@ -61,6 +90,23 @@ class Builder(abc.ABC):
         self, policy: Policy, networks: Any, variable_source: VariableSource | None, adder: Adder | None
     ) -> Actor:
         """Returns an actor running ``policy`` whose ``networks`` follow ``variable_source``."""
+
+    def make_batched_actor(
+        self,
+        policy: BatchedPolicy,
+        networks: Any,
+        variable_source: VariableSource | None,
+        adders: list[Adder],
+    ) -> BatchedActor:
+        """Returns a ``BatchedActor`` for ``len(adders)`` environments, environment i
+        writing through ``adders[i]``; ``policy`` comes from ``make_policy(evaluation=False)``.
+
+        Required when ``envs_per_actor > 1``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement make_batched_actor, so it cannot run "
+            f"{self.envs_per_actor} environments per actor"
+        )
 
     @abc.abstractmethod
     def make_learner(

@@ -4,6 +4,15 @@
 while the replay table can sample, so the samples-per-insert ratio holds
 exactly and nothing can deadlock: inserts never wait (the limiter only
 counts them) and a sample is only asked for when it is allowed.
+
+With ``builder.envs_per_actor == 1`` one environment runs in an
+``EnvironmentLoop``, an episode at a time. With N > 1 (e.g. A2C) N
+environments, seeded ``derive_seed(seed, "env", i)``, each with its own
+adder, run in lockstep in a ``VectorEnvironmentLoop`` with the builder's
+batched actor; after every vector step the learner steps while the table
+can sample and then the actor loads the newer weights. The vector path may
+overshoot ``max_env_steps`` by fewer than N steps (it only takes whole
+vector steps). Evaluation, progress and the summary are the same in both.
 """
 
 from __future__ import annotations
@@ -15,13 +24,14 @@ from typing import Any, Iterator
 import dm_env
 import torch
 
-from distrl.core import Actor, Learner
-from distrl.environment_loop import EnvironmentLoop
+from distrl.core import Actor, BatchedActor, Learner
+from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.evaluation import evaluate
 from distrl.experiments.reporting import RunRecorder
 from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
 from distrl.specs import make_environment_spec
+from distrl.utils.checkpointing import save_checkpoint
 from distrl.utils.config import to_dict
 from distrl.utils.counting import Counter
 from distrl.utils.seeding import derive_seed, seed_everything
@@ -61,12 +71,47 @@ class LocalAgent(Actor):
         self._actor.observe(action, next_timestep)
 
     def update(self, wait: bool = False) -> None:
-        stepped = False
-        while self._client.can_sample(self._batch_size):
-            self._learner.step()
-            stepped = True
-        if stepped or wait:
-            self._actor.update(wait)
+        _learn_then_update(self._learner, self._client, self._batch_size, self._actor, wait)
+
+
+class LocalBatchedAgent(BatchedActor):
+    """``LocalAgent`` for a ``BatchedActor``: ``update()`` (once per vector step)
+    runs every learner step the table allows, then refreshes the actor's weights."""
+
+    def __init__(self, actor: BatchedActor, learner: Learner, client: ReplayClient, batch_size: int) -> None:
+        self._actor = actor
+        self._learner = learner
+        self._client = client
+        self._batch_size = batch_size
+
+    def select_actions(self, observations: Any) -> Any:
+        return self._actor.select_actions(observations)
+
+    def observe_first(self, index: int, timestep: dm_env.TimeStep) -> None:
+        self._actor.observe_first(index, timestep)
+
+    def observe(self, index: int, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        self._actor.observe(index, action, next_timestep)
+
+    def update(self, wait: bool = False) -> None:
+        _learn_then_update(self._learner, self._client, self._batch_size, self._actor, wait)
+
+
+def _learn_then_update(
+    learner: Learner, client: ReplayClient, batch_size: int, actor: Actor | BatchedActor, wait: bool
+) -> None:
+    """Runs learner steps while ``client`` can sample a batch; then, if any ran
+    (or ``wait``), lets ``actor`` fetch the newer weights."""
+    stepped = False
+    while client.can_sample(batch_size):
+        learner.step()
+        stepped = True
+    if stepped or wait:
+        actor.update(wait)
+
+
+#: Env steps per ``VectorEnvironmentLoop.run`` call, so the progress bar moves between evaluations.
+_VECTOR_CHUNK_STEPS = 1_000
 
 
 def run_local(config: ExperimentConfig) -> dict[str, Any]:
@@ -74,9 +119,10 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
     builder = config.builder
-    environment = config.environment_factory(derive_seed(config.seed, "env", 0))
+    num_envs = builder.envs_per_actor
+    environments = [config.environment_factory(derive_seed(config.seed, "env", i)) for i in range(num_envs)]
     eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
-    spec = make_environment_spec(environment)
+    spec = make_environment_spec(environments[0])
 
     networks = config.network_factory(spec)
     actor_networks = copy.deepcopy(networks)
@@ -94,8 +140,6 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
         torch.device("cpu"),
     )
     policy = builder.make_policy(actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0))
-    actor = builder.make_actor(policy, actor_networks, learner, builder.make_adder(client))
-    agent = LocalAgent(actor, learner, client, builder.batch_size)
     eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
     eval_actor = builder.make_actor(eval_policy, eval_networks, learner, None)
 
@@ -103,23 +147,44 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
         if result["completed"]:
             recorder.episode_done(result["episode_return"])
 
-    loop = EnvironmentLoop(environment, agent, counter, recorder.logger, on_episode_end=on_episode_end)
+    if num_envs > 1:
+        adders = [builder.make_adder(client) for _ in range(num_envs)]
+        actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, adders)
+        vector_loop = VectorEnvironmentLoop(
+            environments, LocalBatchedAgent(actor, learner, client, builder.batch_size), counter,
+            recorder.logger, on_episode_end=on_episode_end,
+        )
+
+        def act(remaining: int, until_eval: int) -> None:
+            vector_loop.run(num_steps=min(remaining, until_eval, _VECTOR_CHUNK_STEPS))
+    else:
+        actor = builder.make_actor(policy, actor_networks, learner, builder.make_adder(client))
+        loop = EnvironmentLoop(
+            environments[0], LocalAgent(actor, learner, client, builder.batch_size), counter,
+            recorder.logger, on_episode_end=on_episode_end,
+        )
+
+        def act(remaining: int, until_eval: int) -> None:
+            loop.run_episode(max_steps=remaining)
+
+    actor.update(wait=True)  # Start from version 0, so the first data is tagged with it.
 
     def run_evaluation(env_steps: int) -> None:
         eval_actor.update(wait=True)
-        returns = evaluate(eval_environment, eval_actor, config.eval_episodes)
-        recorder.record_evaluation(returns, env_steps, learner.steps)
+        result = evaluate(eval_environment, eval_actor, config.eval_episodes)
+        recorder.record_evaluation(result, env_steps, learner.steps)
 
     env_steps = 0
     next_eval = config.eval_every
     while env_steps < config.max_env_steps:
-        loop.run_episode(max_steps=config.max_env_steps - env_steps)
+        act(config.max_env_steps - env_steps, next_eval - env_steps)
         env_steps = int(counter.get("env_steps"))
         recorder.progress(env_steps, learner.steps)
         if env_steps >= next_eval and env_steps < config.max_env_steps:
             run_evaluation(env_steps)
             next_eval = (env_steps // config.eval_every + 1) * config.eval_every
     run_evaluation(env_steps)
+    save_checkpoint(recorder.run_dir / "checkpoint.pt", {"learner": learner.save()})
     return recorder.finish(env_steps, learner.steps, extra={"replay": dict(client.info())})
 
 

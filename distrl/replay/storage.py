@@ -12,12 +12,14 @@ is FIFO eviction, and it makes key lookups arithmetic: with I items inserted
 so far, key k is still stored iff I - max_size <= k < I and it was not
 removed. Items can be removed before they are overwritten (a queue pops them,
 ``max_times_sampled`` retires them); a per-slot flag marks those, and
-``size`` counts the items present. Each slot's key is also kept, so that a
-sampled batch names its keys with one gather.
+``size`` counts the items present. The reverse map is arithmetic too: slot s
+last held key I - 1 - ((I - 1 - s) mod max_size), so no per-slot key is
+stored (one write less per insert; about the cost of a gather per sample).
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -25,7 +27,56 @@ import tree
 
 from distrl.types import Nest
 
-_MAX_BATCH_SIGNATURES = 32  # Batch sizes whose full leaf shapes are cached for the checks.
+_MAX_BATCH_SIGNATURES = 32  # Batch shapes whose full leaf signatures are cached for the checks.
+
+_DESCRIBE = operator.attrgetter("__class__", "dtype", "shape")
+"""A leaf's ``(type, dtype, shape)``, read in C; a list of them is compared with
+a cached batch signature in one ``==`` (dtypes of the same kind are shared
+objects, so the comparison is mostly identity checks)."""
+
+_EMPTY_TUPLE = ()  # CPython has one empty tuple, so ``extras=()`` fields are checked by identity.
+
+
+def _make_flattener(structure: Nest) -> Callable[[Nest], Sequence[Any] | None] | None:
+    """Returns a fast ``tree.flatten`` for batches built like ``structure``, or None.
+
+    ``tree.flatten`` costs about 1 us, a third of the plain buffer's whole
+    insert of a 256-item batch, so the usual item, a tuple or NamedTuple
+    whose fields are leaves or empty tuples (e.g. a ``Transition`` with
+    ``extras=()``), gets a flattener that picks the leaf fields with one
+    ``operator.itemgetter``. It returns the leaves (in dm-tree order) when a
+    batch has the same type and length and the same fields hold the empty
+    tuple, and None otherwise: the caller then uses ``tree.flatten``, so the
+    shortcut never changes the result. It checks nothing about the leaves: a
+    field holding a nest where the signature has a leaf fails the caller's
+    leaf check, which re-flattens with dm-tree. Other structures get None and
+    always use ``tree.flatten``.
+    """
+    if not isinstance(structure, tuple):
+        return None
+    leaf_fields: list[int] = []
+    empty_fields: list[int] = []
+    for index, field in enumerate(structure):
+        if not tree.is_nested(field):
+            leaf_fields.append(index)
+        elif type(field) is tuple and not field:
+            empty_fields.append(index)
+        else:
+            return None
+    if len(leaf_fields) < 2:
+        return None  # ``itemgetter`` of one index returns the leaf, not a tuple; not worth a case.
+    cls, length = type(structure), len(structure)
+    get_leaves = operator.itemgetter(*leaf_fields)
+
+    def flatten(items: Nest) -> Sequence[Any] | None:
+        if type(items) is not cls or len(items) != length:
+            return None
+        for index in empty_fields:
+            if items[index] is not _EMPTY_TUPLE:  # Anything else takes dm-tree's path.
+                return None
+        return get_leaves(items)
+
+    return flatten
 
 
 def _make_unflattener(structure: Nest) -> Callable[[Sequence[Any]], Nest]:
@@ -35,6 +86,7 @@ def _make_unflattener(structure: Nest) -> Callable[[Sequence[Any]], Nest]:
     whole gather of a 256-item batch, so the common containers (tuples,
     NamedTuples, lists, dicts) get a precompiled builder; anything else falls
     back to ``tree.unflatten_as``. Leaf order follows dm-tree (dict keys sorted).
+    Leaves are picked by ``operator.itemgetter`` (no Python frame per leaf).
     """
     counter = iter(range(len(tree.flatten(structure))))
 
@@ -59,8 +111,7 @@ def _make_unflattener(structure: Nest) -> Callable[[Sequence[Any]], Nest]:
             return lambda leaves: {k: p(leaves) for k, p in zip(keys, parts)}
         if tree.is_nested(node):
             return None
-        index = next(counter)
-        return lambda leaves: leaves[index]
+        return operator.itemgetter(next(counter))
 
     compiled = compile_node(structure)
     if compiled is None:
@@ -80,7 +131,6 @@ class ArrayStorage:
             raise ValueError(f"max_size ({max_size}) must be a positive integer")
         self._max_size = int(max_size)
         self._removed = np.zeros(self._max_size, dtype=bool)  # Slot's item removed early.
-        self._keys = np.full(self._max_size, -1, dtype=np.int64)  # Key last written per slot.
         # Slices of this read-only 0..max_size-1 are the slots of unwrapped batches
         # (a view costs a fifth of a fresh np.arange).
         self._slot_range = np.arange(self._max_size, dtype=np.int64)
@@ -91,7 +141,9 @@ class ArrayStorage:
         self._structure: Nest | None = None
         self._arrays: list[np.ndarray] = []
         self._signature: list[tuple[np.dtype, tuple[int, ...]]] = []
-        self._batch_signatures: dict[int, list[tuple[np.dtype, tuple[int, ...]]]] = {}
+        # Keyed by the first leaf's full shape: the ``_DESCRIBE`` of every leaf of a valid batch.
+        self._batch_signatures: dict[tuple[int, ...], list[tuple[type, np.dtype, tuple[int, ...]]]] = {}
+        self._fast_flatten: Callable[[Nest], Sequence[Any] | None] | None = None
         self._unflatten: Callable[[Sequence[Any]], Nest] | None = None
 
     @property
@@ -132,39 +184,37 @@ class ArrayStorage:
         self._structure = tree.map_structure(lambda leaf: np.asarray(leaf)[:0], items)
         self._arrays = [np.empty((self._max_size, *s), dtype=d) for d, s in self._signature]
         self._unflatten = _make_unflattener(self._structure)
+        self._fast_flatten = _make_flattener(self._structure)
 
-    def flatten(self, items: Nest) -> list[np.ndarray]:
+    def flatten(self, items: Nest) -> Sequence[np.ndarray]:
         """Flattens a batch of items and checks it against the signature.
 
         Before the first insert only the batch axis is checked (every leaf has
         one, of the same size); that batch then defines the signature. Leaves
         are matched by position: the nest structure is checked by leaf count,
         and every leaf's dtype and item shape must match exactly (no casts).
+        A batch of ndarrays whose shapes were accepted before is checked with
+        one list comparison; anything else goes through the full check.
 
         Raises:
           ValueError: naming the leaf path, when the nest structure, a dtype,
             an item shape or a batch size does not match.
         """
-        leaves = tree.flatten(items)
-        if leaves and self._signature:
-            # Fast path: array leaves of a batch size seen before.
-            first = leaves[0]
-            n = first.shape[0] if type(first) is np.ndarray and first.ndim else -1
-            expected = self._batch_signatures.get(n)
-            if expected is not None and len(leaves) == len(expected):
-                for leaf, (dtype, shape) in zip(leaves, expected):
-                    if (
-                        type(leaf) is not np.ndarray
-                        or leaf.shape != shape
-                        or (leaf.dtype is not dtype and leaf.dtype != dtype)
-                    ):
-                        break
-                else:
-                    return leaves
-        return self._flatten_checked(items, [np.asarray(leaf) for leaf in leaves])
+        fast_flatten = self._fast_flatten
+        leaves = fast_flatten(items) if fast_flatten is not None else None
+        if leaves is None:
+            leaves = tree.flatten(items)
+        try:
+            # Fast path: ndarray leaves exactly as in a batch shape seen before.
+            described = list(map(_DESCRIBE, leaves))
+            if described == self._batch_signatures[described[0][2]]:
+                return leaves
+        except (AttributeError, IndexError, KeyError):
+            pass  # A leaf that is no array, no leaves, or a new batch shape: check in full.
+        return self._flatten_checked(items, [np.asarray(leaf) for leaf in tree.flatten(items)])
 
     def _flatten_checked(self, items: Nest, leaves: list[np.ndarray]) -> list[np.ndarray]:
-        """The general check behind ``flatten``: caches the batch size, names the bad leaf."""
+        """The general check behind ``flatten``: caches a valid batch shape, names the bad leaf."""
         if not leaves:
             raise ValueError("items have no array leaves")
         signature = self._signature or [(leaf.dtype, leaf.shape[1:]) for leaf in leaves]
@@ -183,7 +233,8 @@ class ArrayStorage:
         if self._signature:
             if len(self._batch_signatures) >= _MAX_BATCH_SIGNATURES:
                 self._batch_signatures.clear()
-            self._batch_signatures[n] = expected
+            described = [(np.ndarray, dtype, shape) for dtype, shape in expected]
+            self._batch_signatures[expected[0][1]] = described
         return leaves
 
     def add(self, items: Nest) -> np.ndarray:
@@ -199,12 +250,13 @@ class ArrayStorage:
         """
         return self.add_leaves(items, self.flatten(items))[0]
 
-    def add_leaves(self, items: Nest, leaves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def add_leaves(self, items: Nest, leaves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
         """``add`` for a batch already flattened and checked by ``flatten``.
 
         Returns:
-          ``(slots, keys)`` of the written items, both int64, in insertion
-          order; ``slots`` may be a read-only view.
+          ``(slots, keys, evicted)``: int64 slots and keys of the written
+          items in insertion order (``slots`` may be a read-only view), and
+          the number of items this batch evicted.
         """
         if self._structure is None:
             self._allocate(items, leaves)
@@ -216,30 +268,28 @@ class ArrayStorage:
         start = inserted % max_size
         stop = start + n
         keys = np.arange(inserted, inserted + n, dtype=np.int64)
-        # Slots of this batch written before (their items are overwritten).
-        rewritten = n if inserted >= max_size else max(0, inserted + n - max_size)
         if stop <= max_size:
+            rows = slice(start, stop)  # One slice object for every leaf.
             for array, leaf in zip(self._arrays, leaves):
-                array[start:stop] = leaf
-            slots = self._slot_range[start:stop]
-            self._keys[start:stop] = keys
-            removed = self._removed[start:stop]
+                array[rows] = leaf
+            slots = self._slot_range[rows]
         else:
             split = max_size - start
             for array, leaf in zip(self._arrays, leaves):
                 array[start:] = leaf[:split]
                 array[: n - split] = leaf[split:]
             slots = keys % max_size
-            self._keys[slots] = keys
-            removed = self._removed[slots]
+        # Slots of this batch written before: their items are evicted unless already removed.
+        evicted = n if inserted >= max_size else max(0, inserted + n - max_size)
         if self._num_removed:
+            removed = self._removed[rows] if stop <= max_size else self._removed[slots]
             refilled = int(np.count_nonzero(removed))
             self._removed[slots] = False
             self._num_removed -= refilled
-            rewritten -= refilled
+            evicted -= refilled
         self._inserted = inserted + n
-        self._evictions += rewritten
-        return slots, keys
+        self._evictions += evicted
+        return slots, keys, evicted
 
     def get(self, slots: np.ndarray) -> Nest:
         """Gathers the items at ``slots`` into one batched nest (copies).
@@ -253,7 +303,12 @@ class ArrayStorage:
 
     def keys(self, slots: np.ndarray) -> np.ndarray:
         """Keys of the items last written at ``slots`` (-1 for slots never written)."""
-        return self._keys.take(slots)
+        slots = np.asarray(slots, dtype=np.int64)
+        last = self._inserted - 1
+        keys = last - (last - slots) % self._max_size
+        if self._inserted < self._max_size:
+            keys[slots > last] = -1
+        return keys
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps keys to slots.
@@ -289,7 +344,6 @@ class ArrayStorage:
             "structure": self._structure,
             "leaves": [array[:filled].copy() for array in self._arrays],
             "removed": self._removed.copy(),
-            "keys": self._keys.copy(),
             "inserted": self._inserted,
             "evictions": self._evictions,
         }
@@ -307,7 +361,6 @@ class ArrayStorage:
             for array, leaf in zip(self._arrays, state["leaves"]):
                 array[: len(leaf)] = leaf
         self._removed[:] = state["removed"]
-        self._keys[:] = state["keys"]
         self._num_removed = int(np.count_nonzero(self._removed))
         self._inserted = int(state["inserted"])
         self._evictions = int(state["evictions"])

@@ -130,8 +130,9 @@ class Table:
             larger than max_size.
           TimeoutError: the limiter did not allow the insert in time.
         """
-        checked = self._storage.allocated
-        leaves = self._storage.flatten(items)
+        storage = self._storage
+        checked = storage.allocated
+        leaves = storage.flatten(items)
         num_items = leaves[0].shape[0]
         if num_items > self._max_size:
             raise ValueError(
@@ -145,19 +146,16 @@ class Table:
                 )
         limiter = self._limiter
         with self._lock:
-            if block:
-                limiter.await_can_insert(num_items, timeout, self._waiter)
-            elif limiter.strict_inserts:
-                limiter.await_can_insert(num_items, 0.0, self._waiter)
+            if (block or limiter.strict_inserts) and not limiter.can_insert(num_items):
+                limiter.await_can_insert(num_items, timeout if block else 0.0, self._waiter)
             if not checked:
                 # Another thread may have fixed the signature since the check above.
-                leaves = self._storage.flatten(items)
-            evictions = self._storage.evictions
-            slots, keys = self._storage.add_leaves(items, leaves)
+                leaves = storage.flatten(items)
+            slots, keys, evicted = storage.add_leaves(items, leaves)
             self._sampler.insert(slots, priorities)
             if self._max_times_sampled:
                 self._times_sampled[slots] = 0
-            limiter.insert(num_items, deleted=self._storage.evictions - evictions)
+            limiter.insert(num_items, evicted)
             return keys
 
     def sample(self, batch_size: int, timeout: float = DEFAULT_TIMEOUT_S, block: bool = True) -> SampleBatch:

@@ -97,6 +97,44 @@ def test_storage_rejects_mismatches_naming_the_leaf():
     assert storage.size == 2 and storage.inserted == 2
 
 
+def test_storage_fast_check_still_catches_every_mismatch():
+    """Once a batch shape is cached, batches of that shape take the fast check,
+    which must still reject (naming the leaf) whatever the full check rejects."""
+    storage = ArrayStorage(16)
+    storage.add(transitions(0, 2))
+    storage.add(transitions(2, 2))  # Fixes the signature, then caches batch shape 2.
+    with pytest.raises(ValueError, match="reward.*float64.*float32"):
+        storage.add(transitions(4, 2)._replace(reward=np.zeros(2, np.float64)))
+    with pytest.raises(ValueError, match=r"observation.*float64.*float32"):
+        storage.add(transitions(4, 2)._replace(observation=np.zeros((2, 4), np.float64)))
+    with pytest.raises(ValueError, match=r"next_observation.*\(5,\).*\(4,\)"):
+        storage.add(transitions(4, 2)._replace(next_observation=np.zeros((2, 5), np.float32)))
+    with pytest.raises(ValueError, match="discount.*batch size 3"):
+        storage.add(transitions(4, 2)._replace(discount=np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match="6 leaves"):
+        storage.add(transitions(4, 2)._replace(extras={"policy_version": np.zeros(2, np.int64)}))
+    with pytest.raises(ValueError, match="action.*scalar"):
+        storage.add(transitions(4, 2)._replace(action=np.int64(4)))
+    assert storage.inserted == 4
+    # As before, the nest structure is checked by leaf count and leaves are matched by position.
+    storage.add(transitions(4, 2)._replace(extras=[]))
+    storage.add(tuple(transitions(6, 2)))
+    np.testing.assert_array_equal(storage.get(np.arange(8)).action, np.arange(8))
+    np.testing.assert_array_equal(storage.keys(np.array([0, 7, 8, 15])), [0, 7, -1, -1])
+
+
+def test_table_counts_evictions_of_refilled_slots():
+    table = Table("t", 4, UniformSampler(seed=0), MinSize(1), max_times_sampled=1)
+    table.insert(transitions(0, 4))
+    table.sample(1)  # Retires one item; its slot is refilled below without an eviction.
+    np.testing.assert_array_equal(table.insert(transitions(4, 4)), [4, 5, 6, 7])
+    info = table.info()
+    assert (info["size"], info["evictions"], info["removals"]) == (4, 3, 1)
+    assert table.rate_limiter.deletes == 4
+    batch = table.sample(8)
+    np.testing.assert_array_equal(batch.keys, batch.data.action)
+
+
 def test_storage_state_round_trip():
     storage = ArrayStorage(6)
     storage.add(transitions(0, 5))
