@@ -62,7 +62,7 @@ def _bench_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from distrl.bench.__main__ import main as bench_main
+    from distrl.bench import main as bench_main
 
     return bench_main(args.bench_args)
 
