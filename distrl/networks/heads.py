@@ -74,18 +74,25 @@ class DeterministicHead(nn.Module):
 
 
 class CategoricalHead(nn.Module):
-    """A categorical policy over ``num_actions`` discrete actions (from logits)."""
+    """A categorical policy over ``num_actions`` discrete actions (from logits).
 
-    def __init__(self, input_dim: int, num_actions: int) -> None:
+    ``validate_args`` is passed to the distribution (None: torch's default,
+    on unless Python runs with -O). Turning it off saves ~30 us per call,
+    more than a small MLP's forward pass, which matters when acting one
+    step at a time.
+    """
+
+    def __init__(self, input_dim: int, num_actions: int, validate_args: bool | None = None) -> None:
         super().__init__()
         if num_actions <= 0:
             raise ValueError(f"num_actions must be positive, got {num_actions}.")
         self.input_dim = input_dim
         self.num_actions = num_actions
+        self.validate_args = validate_args
         self.logits = nn.Linear(input_dim, num_actions)
 
     def forward(self, features: torch.Tensor) -> D.Categorical:
-        return D.Categorical(logits=self.logits(features))
+        return D.Categorical(logits=self.logits(features), validate_args=self.validate_args)
 
 
 class DiagGaussianHead(nn.Module):
@@ -100,6 +107,7 @@ class DiagGaussianHead(nn.Module):
     output whose bias starts at ``init_log_std``. Either way the log-std is
     clamped to [min_log_std, max_log_std] (natural-log units) so the
     distribution never collapses to zero width or explodes.
+    ``validate_args`` is passed to the distributions, as in ``CategoricalHead``.
     """
 
     def __init__(
@@ -110,6 +118,7 @@ class DiagGaussianHead(nn.Module):
         init_log_std: float = 0.0,
         min_log_std: float = -20.0,
         max_log_std: float = 2.0,
+        validate_args: bool | None = None,
     ) -> None:
         super().__init__()
         if action_dim <= 0:
@@ -124,6 +133,7 @@ class DiagGaussianHead(nn.Module):
         self.state_dependent_std = state_dependent_std
         self.min_log_std = min_log_std
         self.max_log_std = max_log_std
+        self.validate_args = validate_args
         self.mean = nn.Linear(input_dim, action_dim)
         if state_dependent_std:
             self.log_std_layer = nn.Linear(input_dim, action_dim)
@@ -138,7 +148,8 @@ class DiagGaussianHead(nn.Module):
         else:
             log_std = self.log_std.expand_as(mean)
         std = torch.clamp(log_std, self.min_log_std, self.max_log_std).exp()
-        return D.Independent(D.Normal(mean, std), 1)
+        normal = D.Normal(mean, std, validate_args=self.validate_args)
+        return D.Independent(normal, 1, validate_args=self.validate_args)
 
 
 class ValueHead(nn.Module):

@@ -1,4 +1,4 @@
-"""A numpy forward pass for small MLP networks, used when acting on one observation.
+"""A numpy forward pass for small MLP networks, used when acting on one (or a few) observations.
 
 Measured on CartPole-sized networks (4 -> 128 -> 128 -> 2, one thread), a
 torch ``nn.Module`` call for a single observation costs about 100 us, almost
@@ -24,7 +24,7 @@ from torch import nn
 
 from distrl.networks.composition import Network
 from distrl.networks.encoders import FlattenEncoder, IdentityEncoder
-from distrl.networks.heads import DeterministicHead, DiscreteQHead
+from distrl.networks.heads import CategoricalHead, DeterministicHead, DiagGaussianHead, DiscreteQHead
 from distrl.networks.torsos import MLP
 
 NumpyForward = Callable[[np.ndarray], np.ndarray]
@@ -38,6 +38,11 @@ _ACTIVATIONS: dict[type, Callable[[np.ndarray], np.ndarray]] = {
 def _view(tensor: torch.Tensor) -> np.ndarray:
     """A numpy array sharing memory with a CPU tensor."""
     return tensor.detach().numpy()
+
+
+def _affine(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x W^T + b for x of shape [*B, in]; ``weight @ x`` for one vector is the fastest form."""
+    return (weight @ x if x.ndim == 1 else x @ weight.T) + bias
 
 
 def _compile_torso(torso: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Callable | None]] | None:
@@ -56,16 +61,24 @@ def _compile_torso(torso: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Calla
 
 
 def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
-    """Returns ``f(observation) -> output`` for one unbatched observation, or None.
+    """Returns ``f(observation) -> output``, or None when the network is not supported.
 
     Supported: ``Network(FlattenEncoder | IdentityEncoder, MLP (Linear with
-    ReLU/Tanh, no LayerNorm), DiscreteQHead | DeterministicHead)`` on CPU.
-    The output equals the torch forward's (up to float32 rounding) without
-    the batch axis.
+    ReLU/Tanh, no LayerNorm), head)`` on CPU, where the output is the head's:
+    Q-values for ``DiscreteQHead``, the action for ``DeterministicHead``, the
+    logits for ``CategoricalHead`` and the mean for ``DiagGaussianHead`` (the
+    distributions' parameters that fix their mode). ``observation`` may carry
+    leading batch axes (none for one observation); the output keeps them and
+    equals the torch forward's up to float32 rounding.
     """
     if not isinstance(network, Network) or any(p.device.type != "cpu" for p in network.parameters()):
         return None
-    if not isinstance(network.encoder, (FlattenEncoder, IdentityEncoder)):
+    encoder = network.encoder
+    if isinstance(encoder, FlattenEncoder):
+        observation_ndim, input_dim = len(encoder.input_shape), encoder.output_dim
+    elif isinstance(encoder, IdentityEncoder):
+        observation_ndim, input_dim = 1, encoder.input_dim
+    else:
         return None
     torso = _compile_torso(network.torso)
     if torso is None:
@@ -77,28 +90,41 @@ def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
             value_w, value_b = _view(head.value.weight), _view(head.value.bias)
 
             def head_fn(x: np.ndarray) -> np.ndarray:
-                advantage = advantage_w @ x + advantage_b
-                return (value_w @ x + value_b) + advantage - advantage.mean()
+                advantage = _affine(x, advantage_w, advantage_b)
+                return _affine(x, value_w, value_b) + advantage - advantage.mean(axis=-1, keepdims=True)
         else:
 
             def head_fn(x: np.ndarray) -> np.ndarray:
-                return advantage_w @ x + advantage_b
+                return _affine(x, advantage_w, advantage_b)
     elif isinstance(head, DeterministicHead):
         linear_w, linear_b = _view(head.linear.weight), _view(head.linear.bias)
         low, high = _view(head.action_minimum), _view(head.action_maximum)
 
         def head_fn(x: np.ndarray) -> np.ndarray:
-            unit = (np.tanh(linear_w @ x + linear_b) + 1.0) * 0.5
+            unit = (np.tanh(_affine(x, linear_w, linear_b)) + 1.0) * 0.5
             return np.clip(low + unit * (high - low), low, high)
+    elif isinstance(head, (CategoricalHead, DiagGaussianHead)):
+        linear = head.logits if isinstance(head, CategoricalHead) else head.mean
+        linear_w, linear_b = _view(linear.weight), _view(linear.bias)
+
+        def head_fn(x: np.ndarray) -> np.ndarray:
+            return _affine(x, linear_w, linear_b)
     else:
         return None
 
     def forward(observation: np.ndarray) -> np.ndarray:
-        x = np.asarray(observation, dtype=np.float32).reshape(-1)
-        for weight, bias, activation in torso:
-            x = weight @ x + bias
-            if activation is not None:
-                x = activation(x)
+        x = np.asarray(observation, dtype=np.float32)
+        x = x.reshape(x.shape[: x.ndim - observation_ndim] + (input_dim,))
+        if x.ndim == 1:
+            for weight, bias, activation in torso:
+                x = weight @ x + bias
+                if activation is not None:
+                    x = activation(x)
+        else:
+            for weight, bias, activation in torso:
+                x = x @ weight.T + bias
+                if activation is not None:
+                    x = activation(x)
         return head_fn(x)
 
     return forward

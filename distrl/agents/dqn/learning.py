@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -122,13 +123,14 @@ class DQNLearner(Learner):
         return Versioned(cached.version, {name: cached.value[name] for name in names})
 
     def save(self) -> Mapping[str, Any]:
-        return {
+        """A deep copy of the learner's state, safe to keep while training goes on."""
+        return copy.deepcopy({
             "q_network": self._q_network.state_dict(),
             "target_network": self._target_network.state_dict(),
             "optimizer": self._optimizer.state_dict(),
             "steps": self._steps,
             "torch_rng": torch.get_rng_state(),
-        }
+        })
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self._q_network.load_state_dict(state["q_network"])

@@ -1,0 +1,103 @@
+"""A2C acting policies: sampling pi(. | s) for training, its mode for evaluation.
+
+Sampling uses the policy's own numpy generator (seeded per actor), never
+torch's global one, so acting is reproducible and independent of learning.
+MLP policies on the CPU act through ``compile_numpy_forward`` (a numpy
+forward pass over the same parameters, several times cheaper than a torch
+module call for a handful of observations); other networks use torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from distrl.adders.nstep import index_nest, stack_nests
+from distrl.agents.a2c.networks import ActorCritic
+from distrl.agents.builder import BatchedPolicy, Policy
+from distrl.networks.numpy_inference import compile_numpy_forward
+
+
+class _PolicyParameters:
+    """Computes the policy's distribution parameters as numpy: the logits
+    (discrete) or the mean and standard deviation (Gaussian), for
+    observations with any leading batch axes (none for one observation)."""
+
+    def __init__(self, network: ActorCritic) -> None:
+        self._policy = network.policy
+        self.discrete = network.discrete
+        head = network.policy.head
+        state_independent = self.discrete or not head.state_dependent_std
+        self._numpy_forward = compile_numpy_forward(network.policy) if state_independent else None
+
+    def logits(self, observations: Any) -> np.ndarray:
+        if self._numpy_forward is not None:
+            return self._numpy_forward(observations)
+        with torch.inference_mode():
+            return self._policy(torch.as_tensor(observations)).logits.numpy()
+
+    def mean(self, observations: Any) -> np.ndarray:
+        if self._numpy_forward is not None:
+            return self._numpy_forward(observations)
+        with torch.inference_mode():
+            return self._policy(torch.as_tensor(observations)).base_dist.loc.numpy()
+
+    def mean_std(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self._numpy_forward is not None:
+            head = self._policy.head
+            with torch.no_grad():
+                log_std = head.log_std.clamp(head.min_log_std, head.max_log_std)
+            return self._numpy_forward(observations), log_std.exp().numpy()
+        with torch.inference_mode():
+            normal = self._policy(torch.as_tensor(observations)).base_dist
+            return normal.loc.numpy(), normal.scale.numpy()
+
+
+class SamplingPolicy(Policy, BatchedPolicy):
+    """a ~ pi(. | s), batched (``select_actions``) or for one observation (``__call__``).
+
+    Discrete: a categorical sample by inverse CDF, a = #{k : F_k < u * F_K}
+    with F the cumulative sums of exp(logits - max logits) and u ~ U[0, 1).
+    Continuous: a Gaussian sample a = mu(s) + sigma * eps, eps ~ N(0, I);
+    the environments get it clipped to the action bounds, the adders record
+    it unclipped (the learner needs log pi of the action actually sampled).
+    """
+
+    def __init__(self, network: ActorCritic, seed: int) -> None:
+        self._parameters = _PolicyParameters(network)
+        self._discrete = network.discrete
+        self._minimum = network.action_minimum
+        self._maximum = network.action_maximum
+        self._rng = np.random.default_rng(seed)
+
+    def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self._discrete:
+            logits = self._parameters.logits(observations).astype(np.float64)
+            cdf = np.cumsum(np.exp(logits - logits.max(axis=-1, keepdims=True)), axis=-1)
+            u = self._rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
+            actions = np.minimum((cdf < u).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
+            return actions, actions
+        mean, std = self._parameters.mean_std(observations)
+        sample = (mean + std * self._rng.standard_normal(mean.shape)).astype(np.float32)
+        return np.clip(sample, self._minimum, self._maximum), sample
+
+    def __call__(self, observation: Any) -> Any:
+        actions, _ = self.select_actions(stack_nests([observation]))
+        return index_nest(actions, 0)
+
+
+class GreedyPolicy(Policy):
+    """The policy's mode: argmax_a pi(a | s), or the Gaussian mean clipped to the bounds."""
+
+    def __init__(self, network: ActorCritic) -> None:
+        self._parameters = _PolicyParameters(network)
+        self._discrete = network.discrete
+        self._minimum = network.action_minimum
+        self._maximum = network.action_maximum
+
+    def __call__(self, observation: Any) -> Any:
+        if self._discrete:
+            return np.int64(self._parameters.logits(observation).argmax())
+        return np.clip(self._parameters.mean(observation), self._minimum, self._maximum).astype(np.float32)

@@ -1,0 +1,151 @@
+"""The A2C learner: one batch of trajectory segments in, one gradient step out."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+
+from distrl.agents.a2c.config import Config
+from distrl.agents.a2c.losses import a2c_loss, gae
+from distrl.agents.a2c.networks import ActorCritic
+from distrl.core import Learner
+from distrl.networks.params import to_numpy_params
+from distrl.replay.client import SampleBatch
+from distrl.types import Trajectory, Versioned
+from distrl.utils.counting import Counter
+from distrl.utils.loggers import Logger, NullLogger
+from distrl.utils.tensors import to_tensor
+
+
+class A2CLearner(Learner):
+    """Advantage actor-critic on fixed-length segments from a FIFO queue.
+
+    Each ``step()`` takes one ``SampleBatch`` of B ``Trajectory`` segments
+    (leaves [B, T, ...]) from ``dataset``, evaluates pi(. | o_t), V(o_t)
+    and, without gradients, V(next_observation_t) with the current
+    parameters, computes GAE(lambda) advantages and return targets
+    (``losses.gae``), and applies one optimizer step to ``losses.a2c_loss``
+    with the global gradient norm clipped to ``max_grad_norm``.
+
+    The version of the parameters is the number of steps taken. The mean
+    policy lag, learner version minus the ``policy_version`` the actors
+    recorded for each step, is logged as ``charts/policy_lag`` (0 in the
+    synchronous single-process mode). Batch leaves may be numpy arrays or
+    torch tensors (e.g. from a prefetching iterator); they are only read.
+    """
+
+    def __init__(
+        self,
+        networks: ActorCritic,
+        dataset: Iterator[SampleBatch],
+        config: Config,
+        counter: Counter | None = None,
+        logger: Logger | None = None,
+        device: torch.device = torch.device("cpu"),
+    ) -> None:
+        self._config = config
+        self._device = device
+        self._networks = networks.to(device)
+        self._parameters = list(self._networks.parameters())
+        if config.optimizer == "rmsprop":
+            self._optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
+                self._parameters, lr=config.learning_rate, alpha=0.99, eps=config.optimizer_eps, foreach=True
+            )
+        else:
+            self._optimizer = torch.optim.Adam(
+                self._parameters, lr=config.learning_rate, eps=config.optimizer_eps, foreach=True
+            )
+        self._dataset = dataset
+        self._counter = counter if counter is not None else Counter()
+        self._logger = logger if logger is not None else NullLogger()
+        self._steps = 0
+        self._sums = torch.zeros(4, device=device)  # policy loss, value loss, entropy, policy lag
+        self._zero = torch.zeros((), device=device)
+        self._last_log_time = time.perf_counter()
+        self._cached_variables: Versioned[Mapping[str, Any]] | None = None
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    def step(self) -> Mapping[str, float]:
+        data: Trajectory = next(self._dataset).data
+        device, config = self._device, self._config
+        observation = to_tensor(data.observation, device)
+        next_observation = to_tensor(data.next_observation, device)
+        action = to_tensor(data.action, device)
+        if self._networks.discrete:
+            action = action.long()
+        mask = to_tensor(data.mask, device)
+        distribution, values, next_values = self._networks.forward_with_bootstrap(observation, next_observation)
+        with torch.no_grad():
+            advantages, returns = gae(
+                to_tensor(data.reward, device), to_tensor(data.discount, device), to_tensor(data.last, device),
+                mask, values.detach(), next_values, config.discount, config.gae_lambda,
+            )
+        output = a2c_loss(
+            distribution, values, action, advantages, returns, mask,
+            config.value_coef, config.entropy_coef, config.normalize_advantages,
+        )
+        self._optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._parameters, config.max_grad_norm, foreach=True)
+        self._optimizer.step()
+        lag = self._zero
+        if isinstance(data.extras, Mapping) and "policy_version" in data.extras:
+            behaviour = to_tensor(data.extras["policy_version"], device)
+            lag = self._steps - behaviour[mask].to(torch.float32).mean()
+        self._sums += torch.stack([output.policy_loss, output.value_loss, output.entropy, lag])
+        self._steps += 1
+        if self._steps % config.log_every == 0:
+            return self._log()
+        return {}
+
+    def _log(self) -> dict[str, float]:
+        now = time.perf_counter()
+        n = self._config.log_every
+        policy_loss, value_loss, entropy, lag = (self._sums / n).tolist()
+        metrics = {
+            "losses/policy_loss": policy_loss,
+            "losses/value_loss": value_loss,
+            "losses/entropy": entropy,
+            "charts/policy_lag": lag,
+            "charts/learner_steps": float(self._steps),
+            "charts/updates_per_s": n / max(now - self._last_log_time, 1e-9),
+        }
+        self._sums.zero_()
+        self._last_log_time = now
+        counts = self._counter.increment(learner_steps=n)
+        self._logger.write(metrics, env_steps=int(counts.get("env_steps", 0)))
+        return metrics
+
+    def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
+        """Returns the policy network's parameters as numpy, cached per version."""
+        cached = self._cached_variables
+        if cached is None or cached.version != self._steps:
+            cached = Versioned(self._steps, {"policy": to_numpy_params(self._networks.policy)})
+            self._cached_variables = cached
+        unknown = set(names) - cached.value.keys()
+        if unknown:
+            raise KeyError(f"A2C learner has no variables named {sorted(unknown)}; it has ['policy']")
+        return Versioned(cached.version, {name: cached.value[name] for name in names})
+
+    def save(self) -> Mapping[str, Any]:
+        """Networks, optimizer, step count and torch RNG, copied (later steps do not change it)."""
+        return copy.deepcopy({
+            "networks": self._networks.state_dict(),
+            "optimizer": self._optimizer.state_dict(),
+            "steps": self._steps,
+            "torch_rng": torch.get_rng_state(),
+        })
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._networks.load_state_dict(state["networks"])
+        self._optimizer.load_state_dict(state["optimizer"])
+        self._steps = int(state["steps"])
+        torch.set_rng_state(state["torch_rng"])
+        self._cached_variables = None
