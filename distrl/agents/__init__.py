@@ -12,6 +12,7 @@ from types import ModuleType
 AGENTS = {
     "dqn": "distrl.agents.dqn",
     "ddpg": "distrl.agents.ddpg",
+    "a2c": "distrl.agents.a2c",
 }
 
 
