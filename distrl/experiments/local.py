@@ -121,7 +121,6 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     builder = config.builder
     num_envs = builder.envs_per_actor
     environments = [config.environment_factory(derive_seed(config.seed, "env", i)) for i in range(num_envs)]
-    eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
     spec = make_environment_spec(environments[0])
 
     networks = config.network_factory(spec)
@@ -170,8 +169,12 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     actor.update(wait=True)  # Start from version 0, so the first data is tagged with it.
 
     def run_evaluation(env_steps: int) -> None:
+        # A fresh environment with one seed per run: every evaluation starts
+        # from the same initial states, so evaluations compare like with like.
+        eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
         eval_actor.update(wait=True)
         result = evaluate(eval_environment, eval_actor, config.eval_episodes)
+        eval_environment.close()
         recorder.record_evaluation(result, env_steps, learner.steps)
 
     env_steps = 0
