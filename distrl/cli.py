@@ -1,14 +1,21 @@
-"""The ``distrl`` command line: ``distrl train ...`` and ``distrl bench ...``."""
+"""The ``distrl`` command line: ``distrl train ...`` and ``distrl bench ...``.
+
+``--mode debug`` (the default) runs in one process and never imports ray;
+``--mode local`` starts a private Ray instance on this machine (never
+attaching to a cluster that may run there) and ``--mode cluster`` attaches
+to the cluster at ``--address``; both run the same experiment on Ray actors.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
 from distrl.agents import AGENTS
 
-MODES = ("debug",)
+MODES = ("debug", "local", "cluster")
 
 
 def _train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +29,23 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--env", required=True,
         help="environment: gym:<gymnasium id>, gridworld:<task>[?observation=grid&max_episode_len=N], or module.path:factory",
     )
-    parser.add_argument("--mode", default="debug", choices=MODES, help="runtime: debug = single process, no Ray")
+    parser.add_argument(
+        "--mode", default="debug", choices=MODES,
+        help="runtime: debug = single process, no Ray; local = Ray actors on a private Ray instance "
+             "on this machine; cluster = Ray actors on the cluster at --address",
+    )
+    parser.add_argument("--address", default=None,
+                        help="--mode cluster only: Ray cluster address, 'auto' (default) or host:port")
+    parser.add_argument("--num-actors", type=int, default=None,
+                        help="local/cluster: environment actors (default: CPUs minus one, at least 1)")
+    parser.add_argument("--envs-per-actor", type=int, default=None,
+                        help="local/cluster: environments per actor (the agent's envs_per_actor; default: its own)")
+    parser.add_argument("--learner-device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="local/cluster: where the learner runs (auto: CUDA when Ray has a GPU)")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="--mode local only: CPUs of the private Ray instance (default: all)")
+    parser.add_argument("--time-budget-s", type=float, default=None,
+                        help="local/cluster: stop after this many seconds even before --max-env-steps")
     parser.add_argument("--seed", type=int, default=0, help="experiment seed (every component derives its own)")
     parser.add_argument("--max-env-steps", type=int, default=50_000, help="environment-step budget")
     parser.add_argument("--run-dir", default="runs", help="folder that receives the run directory")
@@ -38,20 +61,73 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train)
 
 
+_DISTRIBUTED_FLAGS = {
+    "num_actors": "--num-actors",
+    "envs_per_actor": "--envs-per-actor",
+    "num_cpus": "--num-cpus",
+    "time_budget_s": "--time-budget-s",
+    "address": "--address",
+}
+
+
+def _check_mode_flags(args: argparse.Namespace) -> None:
+    """Rejects flags that the chosen mode would silently ignore."""
+    allowed = {
+        "debug": set(),
+        "local": {"num_actors", "envs_per_actor", "num_cpus", "time_budget_s"},
+        "cluster": {"num_actors", "envs_per_actor", "time_budget_s", "address"},
+    }[args.mode]
+    for name, flag in _DISTRIBUTED_FLAGS.items():
+        if getattr(args, name) is not None and name not in allowed:
+            raise ValueError(f"{flag} does not apply to --mode {args.mode}")
+    if args.mode == "debug" and args.learner_device != "auto":
+        raise ValueError("--learner-device does not apply to --mode debug (the debug mode runs on the CPU)")
+
+
+def _agent_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides plus ``--envs-per-actor`` when the agent's config has that field."""
+    overrides = list(args.overrides)
+    if args.envs_per_actor is not None:
+        from distrl.agents import get_agent
+
+        fields = {f.name for f in dataclasses.fields(get_agent(args.agent).Config)}
+        if "envs_per_actor" in fields:
+            overrides.append(f"envs_per_actor={args.envs_per_actor}")
+        elif args.envs_per_actor != 1:
+            raise ValueError(f"--envs-per-actor: agent {args.agent} steps one environment per actor")
+    return overrides
+
+
 def _train(args: argparse.Namespace) -> int:
     from distrl.experiments import make_experiment_config, run_local
 
     try:
+        _check_mode_flags(args)
         config = make_experiment_config(
-            args.agent, args.env, seed=args.seed, max_env_steps=args.max_env_steps, agent_overrides=args.overrides,
+            args.agent, args.env, seed=args.seed, max_env_steps=args.max_env_steps,
+            agent_overrides=_agent_overrides(args),
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, reward_threshold=args.reward_threshold,
             run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
             torch_threads=args.torch_threads,
         )
+        if args.mode == "debug":
+            run_local(config)
+            return 0
+        from distrl.experiments.distributed import DistributedConfig, run_distributed
+
+        dist = DistributedConfig(
+            num_actors=args.num_actors, envs_per_actor=None, learner_device=args.learner_device,
+            time_budget_s=args.time_budget_s, num_cpus=args.num_cpus,
+            address=(args.address or "auto") if args.mode == "cluster" else None,
+        )
     except ValueError as error:
         print(f"distrl: configuration error: {error}", file=sys.stderr)
         return 2
-    run_local(config)
+    try:
+        run_distributed(config, dist)
+    except ConnectionError as error:
+        print(f"distrl: cannot reach the Ray cluster at {dist.address}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,3 +25,23 @@ def run_cli(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One small local Ray instance for every ``ray`` test in the session.
+
+    Two CPUs, no dashboard, never attached to another cluster; shut down at
+    the end. Workers inherit PYTHONPATH, so the repository root is put on it
+    first (tests may run from a checkout that is not installed).
+    """
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -13,6 +13,7 @@ from typing import Sequence
 
 BENCHMARKS = {
     "replay": "distrl.bench.replay",
+    "system": "distrl.bench.system",
 }
 
 

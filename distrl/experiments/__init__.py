@@ -1,4 +1,5 @@
-"""Runtimes: the single-process debug mode (and, later, Ray)."""
+"""Runtimes: the single-process debug mode here; the Ray runtime in
+``distrl.experiments.distributed`` (imported on demand, since it imports ray)."""
 
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.local import run_local

@@ -1,0 +1,166 @@
+"""End-to-end throughput of the Ray runtime: DQN on CartPole with 1, 2, ... env actors.
+
+For each actor count the benchmark runs ``run_distributed`` for ``--seconds``
+of acting (after start-up) on one private local Ray instance and reports, in
+steady state (polls after the first quarter of the run):
+
+* total env steps per second and per actor;
+* learner updates per second, and the share of time the learner waited for data;
+* the share of the actors' time spent on backpressure, and the bottleneck
+  the runtime names;
+* the ratio of total env steps per second to the raw step rate of a
+  single-process gymnasium environment with random actions, measured in the
+  same run (what one core does with no agent, replay or Ray at all).
+
+With DQN's default replay ratio (32 samples per insert, batch 64, i.e. 0.5
+updates per env step) the run is learner-bound on a small machine, so more
+actors mostly add backpressure; ``--set samples_per_insert=4`` shows the
+acting side instead.
+
+    python -m distrl.bench system [--actors 1,2] [--seconds 20] [--num-cpus N]
+        [--env gym:CartPole-v1] [--set KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from typing import Any, NamedTuple, Sequence
+
+
+class Row(NamedTuple):
+    """Steady-state figures of one actor count."""
+
+    num_actors: int
+    env_steps_per_s: float
+    per_actor: list[float]
+    updates_per_s: float
+    learner_wait_fraction: float
+    backpressure_fraction: float
+    bottleneck: str
+
+
+def raw_env_steps_per_s(env_id: str, seconds: float, seed: int = 0) -> float:
+    """Steps per second of ``gymnasium.make(env_id)`` with random actions in this process.
+
+    Actions are drawn up front, so the figure is the environment's own cost
+    plus the reset after each episode, nothing else.
+    """
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(4096)]
+    env.reset(seed=seed)
+    steps = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for action in actions[:1024]:
+            _, _, terminated, truncated, _ = env.step(action)
+            steps += 1
+            if terminated or truncated:
+                env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def run_one(env: str, num_actors: int, seconds: float, overrides: Sequence[str], run_dir: str) -> Row:
+    """One distributed DQN run of ``seconds`` of acting; figures from its steady state."""
+    from distrl.experiments import make_experiment_config
+    from distrl.experiments.distributed import DistributedConfig, run_distributed
+
+    config = make_experiment_config(
+        "dqn", env, seed=0, max_env_steps=10**9, agent_overrides=list(overrides),
+        eval_every=10**9, eval_episodes=1, run_dir=run_dir, progress=False,
+    )
+    samples: list[tuple[float, int, int, list[int]]] = []
+
+    def on_poll(state: Any) -> None:
+        per_actor = [sum(steps.values()) for steps in state.steps_by_incarnation]
+        samples.append((state.elapsed_s, state.env_steps, state.learner_steps, per_actor))
+
+    summary = run_distributed(
+        config, DistributedConfig(num_actors=num_actors, time_budget_s=seconds, poll_interval_s=0.5),
+        on_poll=on_poll,
+    )
+    dist = summary["distributed"]
+    steady = [s for s in samples if s[0] >= seconds / 4]
+    if len(steady) < 2:
+        steady = samples[-2:]
+    (t0, env0, upd0, actors0), (t1, env1, upd1, actors1) = steady[0], steady[-1]
+    span = max(t1 - t0, 1e-9)
+    return Row(
+        num_actors=num_actors,
+        env_steps_per_s=(env1 - env0) / span,
+        per_actor=[(b - a) / span for a, b in zip(actors0, actors1)],
+        updates_per_s=(upd1 - upd0) / span,
+        learner_wait_fraction=float(dist["learner_wait_fraction"]),
+        backpressure_fraction=float(dist["actor_backpressure_wait_fraction"]),
+        bottleneck=dist["bottleneck"].split(":")[0],
+    )
+
+
+def format_report(rows: Sequence[Row], raw_rate: float, env: str, seconds: float, cpus: int) -> str:
+    """The printed table: one line per actor count."""
+    lines = [
+        f"system throughput: dqn on {env}, {seconds:g} s of acting per row, {cpus} CPUs; "
+        f"raw single-process env: {raw_rate:,.0f} steps/s",
+        f"{'actors':>6}{'env steps/s':>13}{'per actor':>22}{'updates/s':>11}{'x raw env':>11}"
+        f"{'learner wait':>14}{'backpressure':>14}  bottleneck",
+    ]
+    for row in rows:
+        per_actor = ", ".join(f"{rate:,.0f}" for rate in row.per_actor)
+        lines.append(
+            f"{row.num_actors:>6}{row.env_steps_per_s:>13,.0f}{per_actor:>22}{row.updates_per_s:>11,.0f}"
+            f"{row.env_steps_per_s / raw_rate:>11.3f}{row.learner_wait_fraction:>14.0%}"
+            f"{row.backpressure_fraction:>14.0%}  {row.bottleneck}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses the options, runs one distributed run per actor count and prints the table."""
+    parser = argparse.ArgumentParser(prog="python -m distrl.bench system", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--actors", default="1,2", help="comma-separated env actor counts, one run each")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of acting per run (after start-up)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the private Ray instance (default: all)")
+    parser.add_argument("--env", default="gym:CartPole-v1", help="a gym:<id> environment")
+    parser.add_argument("--raw-seconds", type=float, default=2.0, help="seconds measuring the raw environment")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a DQN config field (repeatable)")
+    args = parser.parse_args(argv)
+    if not args.env.startswith("gym:"):
+        parser.error("--env must be a gym:<id> environment (its raw step rate is measured with gymnasium)")
+    try:
+        actor_counts = [int(part) for part in args.actors.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"--actors must be comma-separated integers, got {args.actors!r}")
+    if not actor_counts or min(actor_counts) < 1:
+        parser.error(f"--actors must list positive integers, got {args.actors!r}")
+    import ray
+
+    from distrl.experiments.distributed import DistributedConfig, init_ray
+
+    cpus = args.num_cpus or os.cpu_count() or 1
+    start = time.perf_counter()
+    raw_rate = raw_env_steps_per_s(args.env[len("gym:"):], args.raw_seconds)
+    rows = []
+    init_ray(DistributedConfig(num_cpus=cpus))
+    try:
+        with tempfile.TemporaryDirectory(prefix="distrl-bench-system-") as run_dir:
+            for num_actors in actor_counts:
+                rows.append(run_one(args.env, num_actors, args.seconds, args.overrides, run_dir))
+    finally:
+        ray.shutdown()
+    print(format_report(rows, raw_rate, args.env, args.seconds, cpus))
+    print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s; "
+          f"total {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

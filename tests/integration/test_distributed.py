@@ -1,0 +1,138 @@
+"""The Ray runtime end to end: a short DQN run, weight versions, an actor killed mid-run, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+ray = pytest.importorskip("ray")
+
+from distrl.experiments import make_experiment_config  # noqa: E402
+from distrl.experiments.distributed import (  # noqa: E402
+    DistributedConfig,
+    apex_epsilon,
+    run_distributed,
+)
+from distrl.utils.config import ConfigError  # noqa: E402
+
+# samples_per_insert 8 (not 32): a quarter of the learner work per env step,
+# so the run is short while the rate limiter still paces the actors.
+SMALL_DQN = ["min_replay_size=200", "batch_size=32", "hidden_sizes=32,32", "samples_per_insert=8"]
+KILL_AT_ENV_STEPS = 300
+
+
+def test_apex_epsilons():
+    assert apex_epsilon(0, 1) == 0.4
+    assert apex_epsilon(0, 8) == pytest.approx(0.4)
+    assert apex_epsilon(7, 8) == pytest.approx(0.4**8)
+    values = [apex_epsilon(i, 5) for i in range(5)]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("num_actors", 0), ("learner_device", "tpu"), ("max_restarts", -2), ("publish_period", 0),
+     ("prefetch", 0), ("time_budget_s", 0.0), ("num_cpus", 0), ("poll_interval_s", 0)],
+)
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"DistributedConfig.{field} must"):
+        DistributedConfig(**{field: value})
+
+
+def test_num_cpus_needs_local_mode():
+    with pytest.raises(ConfigError, match="DistributedConfig.num_cpus must be None when attaching"):
+        DistributedConfig(address="auto", num_cpus=2)
+    assert DistributedConfig(address="auto").mode == "cluster"
+    assert DistributedConfig().mode == "local"
+
+
+def test_dqn_cartpole_run_survives_a_killed_actor(ray_session, tmp_path):
+    """2 actors; actor 1 is killed (Ray restarts it) after 300 env steps.
+
+    The run ends (through ``on_poll``) once it has 3k env steps and the
+    restarted actor has stepped again, or at 20k steps, which fails the test.
+    Checks: a summary with throughput figures; weight versions only increase
+    at every actor and reach every actor; the restarted actor acts (and so
+    inserts) again; the files a debug run leaves are there.
+    """
+    config = make_experiment_config(
+        "dqn", "gym:CartPole-v1", seed=0, max_env_steps=20_000, agent_overrides=SMALL_DQN,
+        eval_every=1_500, eval_episodes=2, run_dir=str(tmp_path), progress=False,
+    )
+    killed: dict = {}
+    polls: list = []
+
+    def on_poll(state):
+        polls.append(state)
+        if "stats" not in killed:
+            if state.env_steps >= KILL_AT_ENV_STEPS and state.actor_stats[1] is not None:
+                killed["stats"] = state.actor_stats[1]
+                ray.kill(state.actors[1], no_restart=False)
+            return False
+        later = [steps for inc, steps in state.steps_by_incarnation[1].items()
+                 if inc != killed["stats"]["incarnation"]]
+        return state.env_steps >= 3_000 and bool(later) and max(later) >= 100
+
+    summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25), on_poll=on_poll)
+    dist = summary["distributed"]
+    assert summary["mode"] == "local" and dist["num_actors"] == 2
+    assert 3_000 <= summary["env_steps"] < 20_000 and summary["learner_steps"] > 0
+    assert summary["final_eval_return"] is not None
+    assert dist["env_steps_per_s"] > 0 and dist["learner_updates_per_s"] > 0
+    assert len(dist["env_steps_per_s_per_actor"]) == 2
+    assert 0.0 <= dist["learner_wait_fraction"] <= 1.0 and dist["bottleneck"]
+    assert dist["actor_exploration"] == [pytest.approx(0.4), pytest.approx(0.4**8)]
+    # Versions only increase at each actor and reach every actor.
+    assert dist["actor_version_regressions"] == 0
+    assert all(v is not None and v > 0 for v in dist["actor_policy_versions"])
+    assert dist["published_version"] >= max(dist["actor_policy_versions"])
+    # The killed actor came back as a new incarnation that stepped again.
+    assert dist["actor_restarts"][1] >= 1
+    incarnations = polls[-1].steps_by_incarnation[1]
+    assert killed["stats"]["incarnation"] in incarnations
+    restarted = [steps for inc, steps in incarnations.items() if inc != killed["stats"]["incarnation"]]
+    assert restarted and max(restarted) >= 100
+    # It pulled the latest weights on restart: newer than what it had when killed.
+    assert dist["actor_policy_versions"][1] > killed["stats"]["policy_version"]
+    # Replay lost nothing: stored plus evicted is what was inserted.
+    replay = summary["replay"]
+    assert replay["inserts"] > 0 and replay["size"] + replay["evictions"] == replay["inserts"]
+    run_dir = Path(summary["run_dir"])
+    assert json.loads((run_dir / "summary.json").read_text())["mode"] == "local"
+    assert (run_dir / "checkpoint.pt").exists()
+    with open(run_dir / "metrics.csv") as f:
+        metrics = {row["metric"] for row in csv.DictReader(f)}
+    assert {"charts/episodic_return", "losses/td_loss", "eval/episodic_return",
+            "distributed/env_steps_per_s", "distributed/learner_wait_fraction"} <= metrics
+
+
+def test_cli_cluster_mode_attaches_to_a_running_cluster(ray_session, run_cli, tmp_path):
+    """``--mode cluster --address <addr>`` runs on the test session's Ray (no second cluster)."""
+    address = ray.get_runtime_context().gcs_address
+    result = run_cli(
+        "train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "cluster", "--address", address,
+        "--num-actors", "1", "--max-env-steps", "600", "--eval-every", "600", "--eval-episodes", "1",
+        "--run-dir", str(tmp_path), "--no-progress", *[a for s in SMALL_DQN for a in ("--set", s)],
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[cluster]" in result.stdout
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert summary["mode"] == "cluster" and summary["distributed"]["num_actors"] == 1
+
+
+def test_cli_rejects_flags_of_other_modes(capsys):
+    from distrl.cli import main
+
+    assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--num-actors", "2"]) == 2
+    assert "--num-actors does not apply to --mode debug" in capsys.readouterr().err
+    assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local", "--address", "auto"]) == 2
+    assert "--address does not apply to --mode local" in capsys.readouterr().err
+    assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local",
+                 "--envs-per-actor", "2"]) == 2
+    assert "agent dqn steps one environment per actor" in capsys.readouterr().err

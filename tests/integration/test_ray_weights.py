@@ -1,0 +1,118 @@
+"""WeightStore, WeightPublisher and RayVariableSource: versions only increase, pulls never block."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ray
+
+ray = pytest.importorskip("ray")
+
+from distrl.core import Learner  # noqa: E402
+from distrl.types import Versioned  # noqa: E402
+from distrl.variables.weight_store import RayVariableSource, WeightPublisher, create_weight_store  # noqa: E402
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _CountingLearner(Learner):
+    """Its only parameter is filled with the step count, so a version's weights are checkable."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        return {}
+
+    def get_variables(self, names):
+        return Versioned(self.steps, {"net": {"w": np.full(3, float(self.steps), np.float32)}})
+
+    def save(self):
+        return {}
+
+    def restore(self, state):
+        pass
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_store_keeps_only_newer_versions(ray_session):
+    store = create_weight_store()
+    first, second = ray.put({"net": 1}), ray.put({"net": 2})
+    assert ray.get(store.publish.remote(5, [second]))
+    assert not ray.get(store.publish.remote(3, [first]))
+    version, refs = ray.get(store.latest.remote())
+    assert version == 5 and ray.get(refs[0]) == {"net": 2}
+    ray.kill(store)
+
+
+def test_source_pulls_in_background_and_versions_only_increase(ray_session):
+    store = create_weight_store()
+    learner = _CountingLearner()
+    publisher = WeightPublisher(learner, store, publish_period=2, names=["net"])
+    publisher.publish()
+    source = RayVariableSource(store, update_period=1)
+    first = source.get_variables(["net"])  # Blocks once: version 0 exists.
+    assert first.version == 0
+    seen = [0]
+    for _ in range(20):
+        learner.step()
+        publisher.after_step()
+        publisher.flush()
+        start = time.perf_counter()
+        versioned = source.get_variables(["net"])
+        assert time.perf_counter() - start < 0.05  # Never waits on the store.
+        assert np.all(versioned.value["net"]["w"] == versioned.version)
+        seen.append(versioned.version)
+    _wait_until(lambda: source.get_variables(["net"]).version == 20)
+    seen.append(source.version)
+    assert seen == sorted(seen) and seen[-1] == 20
+    assert all(v % 2 == 0 for v in seen)  # Only published versions (every 2 steps) are seen.
+    assert publisher.publishes == 11 and source.fetch_errors == 0
+    with pytest.raises(KeyError, match="no variables"):
+        source.get_variables(["other"])
+    ray.kill(store)
+
+
+@ray.remote(num_cpus=0)
+def _lost_weights() -> dict:
+    raise RuntimeError("these weights were lost")
+
+
+def test_a_failed_background_fetch_keeps_the_held_weights(ray_session):
+    """A version whose arrays cannot be fetched (e.g. lost with the learner
+    process that put them) is counted as a fetch error; the actor keeps acting
+    with the weights it holds and takes the next version that does arrive."""
+    store = create_weight_store()
+    learner = _CountingLearner()
+    learner.steps = 1
+    publisher = WeightPublisher(learner, store, publish_period=1, names=["net"])
+    publisher.publish()
+    publisher.flush()
+    source = RayVariableSource(store, update_period=1)
+    assert source.get_variables(["net"]).version == 1
+    ray.get(store.publish.remote(2, [_lost_weights.remote()]))
+    _wait_until(lambda: source.get_variables(["net"]) is not None and source.fetch_errors >= 1)
+    versioned = source.get_variables(["net"])
+    assert versioned.version == 1 and np.all(versioned.value["net"]["w"] == 1)
+    learner.steps = 3
+    publisher.publish()
+    _wait_until(lambda: source.get_variables(["net"]).version == 3)
+    ray.kill(store)
+
+
+def test_first_fetch_times_out_with_clear_error(ray_session):
+    store = create_weight_store()
+    with pytest.raises(TimeoutError, match="published no version"):
+        RayVariableSource(store, timeout=0.3).get_variables(["net"])
+    ray.kill(store)
