@@ -12,9 +12,9 @@ from distrl.agents.a2c.config import Config
 from distrl.agents.a2c.losses import a2c_loss, gae
 from distrl.agents.a2c.networks import ActorCritic
 from distrl.core import Learner
-from distrl.networks.params import to_numpy_params
 from distrl.replay.client import SampleBatch
 from distrl.types import Trajectory, Versioned
+from distrl.variables.snapshots import ParameterSnapshots
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
 from distrl.utils.tensors import to_tensor
@@ -65,7 +65,7 @@ class A2CLearner(Learner):
         self._sums = torch.zeros(4, device=device)  # policy loss, value loss, entropy, policy lag
         self._zero = torch.zeros((), device=device)
         self._last_log_time = time.perf_counter()
-        self._cached_variables: Versioned[Mapping[str, Any]] | None = None
+        self._snapshots = ParameterSnapshots({"policy": self._networks.policy}, "A2C learner")
 
     @property
     def steps(self) -> int:
@@ -125,14 +125,7 @@ class A2CLearner(Learner):
 
     def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
         """Returns the policy network's parameters as numpy, cached per version."""
-        cached = self._cached_variables
-        if cached is None or cached.version != self._steps:
-            cached = Versioned(self._steps, {"policy": to_numpy_params(self._networks.policy)})
-            self._cached_variables = cached
-        unknown = set(names) - cached.value.keys()
-        if unknown:
-            raise KeyError(f"A2C learner has no variables named {sorted(unknown)}; it has ['policy']")
-        return Versioned(cached.version, {name: cached.value[name] for name in names})
+        return self._snapshots.get(self._steps, names)
 
     def save(self) -> Mapping[str, Any]:
         """Networks, optimizer, step count and torch RNG, copied (later steps do not change it)."""
@@ -148,4 +141,4 @@ class A2CLearner(Learner):
         self._optimizer.load_state_dict(state["optimizer"])
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
-        self._cached_variables = None
+        self._snapshots.invalidate()

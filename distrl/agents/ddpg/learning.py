@@ -13,10 +13,10 @@ from distrl.agents.ddpg.config import Config
 from distrl.agents.ddpg.losses import actor_loss, critic_td_loss
 from distrl.agents.ddpg.networks import DDPGNetworks
 from distrl.core import Learner
-from distrl.networks.params import to_numpy_params
 from distrl.networks.target import make_target, polyak_update_
 from distrl.replay.client import SampleBatch
 from distrl.types import Versioned
+from distrl.variables.snapshots import ParameterSnapshots
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
 from distrl.utils.tensors import to_tensor
@@ -83,7 +83,7 @@ class DDPGLearner(Learner):
         self._actor_loss_sum = torch.zeros((), device=device)
         self._q_sum = torch.zeros((), device=device)
         self._last_log_time = time.perf_counter()
-        self._cached_variables: Versioned[Mapping[str, Any]] | None = None
+        self._snapshots = ParameterSnapshots({"policy": self._policy}, "DDPG learner")
 
     @property
     def steps(self) -> int:
@@ -148,14 +148,7 @@ class DDPGLearner(Learner):
 
     def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
         """Returns the online actor's parameters as numpy under 'policy', cached per version."""
-        cached = self._cached_variables
-        if cached is None or cached.version != self._steps:
-            cached = Versioned(self._steps, {"policy": to_numpy_params(self._policy)})
-            self._cached_variables = cached
-        unknown = set(names) - cached.value.keys()
-        if unknown:
-            raise KeyError(f"DDPG learner has no variables named {sorted(unknown)}; it has ['policy']")
-        return Versioned(cached.version, {name: cached.value[name] for name in names})
+        return self._snapshots.get(self._steps, names)
 
     def save(self) -> Mapping[str, Any]:
         """A deep copy of the full state, unaffected by later steps."""
@@ -179,4 +172,4 @@ class DDPGLearner(Learner):
         self._critic_optimizer.load_state_dict(state["critic_optimizer"])
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
-        self._cached_variables = None
+        self._snapshots.invalidate()

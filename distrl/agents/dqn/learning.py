@@ -13,10 +13,10 @@ from distrl.agents.dqn.config import Config
 from distrl.agents.dqn.losses import double_q_td_loss
 from distrl.agents.dqn.networks import DQNNetworks
 from distrl.core import Learner
-from distrl.networks.params import to_numpy_params
 from distrl.networks.target import hard_update_, make_target
 from distrl.replay.client import ReplayClient, SampleBatch
 from distrl.types import Versioned
+from distrl.variables.snapshots import ParameterSnapshots
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
 from distrl.utils.tensors import to_tensor
@@ -56,7 +56,7 @@ class DQNLearner(Learner):
         self._loss_sum = torch.zeros((), device=device)
         self._q_sum = torch.zeros((), device=device)
         self._last_log_time = time.perf_counter()
-        self._cached_variables: Versioned[Mapping[str, Any]] | None = None
+        self._snapshots = ParameterSnapshots({"q_network": self._q_network}, "DQN learner")
 
     @property
     def steps(self) -> int:
@@ -113,14 +113,7 @@ class DQNLearner(Learner):
 
     def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
         """Returns the online Q-network's parameters as numpy, cached per version."""
-        cached = self._cached_variables
-        if cached is None or cached.version != self._steps:
-            cached = Versioned(self._steps, {"q_network": to_numpy_params(self._q_network)})
-            self._cached_variables = cached
-        unknown = set(names) - cached.value.keys()
-        if unknown:
-            raise KeyError(f"DQN learner has no variables named {sorted(unknown)}; it has ['q_network']")
-        return Versioned(cached.version, {name: cached.value[name] for name in names})
+        return self._snapshots.get(self._steps, names)
 
     def save(self) -> Mapping[str, Any]:
         """A deep copy of the learner's state, safe to keep while training goes on."""
@@ -138,4 +131,4 @@ class DQNLearner(Learner):
         self._optimizer.load_state_dict(state["optimizer"])
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
-        self._cached_variables = None
+        self._snapshots.invalidate()
