@@ -136,3 +136,26 @@ def test_cli_rejects_flags_of_other_modes(capsys):
     assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local",
                  "--envs-per-actor", "2"]) == 2
     assert "agent dqn steps one environment per actor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "agent, env, overrides",
+    [
+        ("ddpg", "gym:Pendulum-v1", ["min_replay_size=200", "batch_size=32", "actor_hidden_sizes=32,32",
+                                     "critic_hidden_sizes=32,32", "samples_per_insert=8"]),
+        ("a2c", "gym:CartPole-v1", ["hidden_sizes=32,32"]),
+    ],
+)
+def test_short_distributed_run_for_each_agent(ray_session, tmp_path, agent, env, overrides):
+    """DDPG (replay with a ratio limiter) and A2C (FIFO queue, synchronous) run unchanged on Ray."""
+    config = make_experiment_config(
+        agent, env, seed=0, max_env_steps=2_000, agent_overrides=overrides,
+        eval_every=1_000, eval_episodes=2, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=1, poll_interval_s=0.25))
+    dist = summary["distributed"]
+    assert summary["mode"] == "local" and summary["agent"] == agent
+    assert summary["env_steps"] >= 2_000 and summary["learner_steps"] > 0
+    assert summary["final_eval_return"] is not None
+    assert dist["actor_version_regressions"] == 0 and dist["published_version"] > 0
+    assert (Path(summary["run_dir"]) / "checkpoint.pt").exists()
