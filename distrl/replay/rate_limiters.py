@@ -307,6 +307,26 @@ class SampleToInsertRatio(RateLimiter):
     def _params(self) -> str:
         return f"{super()._params()}, error_buffer={self.error_buffer:g}"
 
+    @classmethod
+    def with_tolerance(
+        cls,
+        samples_per_insert: float,
+        min_size_to_sample: int,
+        tolerance: float,
+        sample_batch_size: int,
+        insert_batch_size: int,
+    ) -> "SampleToInsertRatio":
+        """A limiter whose window lets the ratio drift by ``tolerance`` of
+        spi * min_size_to_sample, and never by less than twice what one sample
+        batch and one insert batch move it, so batched callers on either side
+        never deadlock each other.
+        """
+        error_buffer = max(
+            tolerance * samples_per_insert * min_size_to_sample,
+            2.0 * max(sample_batch_size, insert_batch_size * samples_per_insert),
+        )
+        return cls(samples_per_insert, min_size_to_sample, error_buffer)
+
 
 class Queue(RateLimiter):
     """Turns a table into a bounded queue: each item is sampled exactly once.

@@ -196,3 +196,13 @@ def test_limiter_state_round_trip_checks_the_configuration():
     assert (restored.inserts, restored.samples, restored.deletes) == (20, 7, 3)
     with pytest.raises(ValueError, match="saved with samples_per_insert=2"):
         SampleToInsertRatio(3.0, 10, 5.0).set_state(limiter.get_state())
+
+
+def test_with_tolerance_window_fits_one_sample_and_one_insert_batch():
+    from distrl.replay.rate_limiters import SampleToInsertRatio
+
+    wide = SampleToInsertRatio.with_tolerance(32.0, 1_000, 0.1, sample_batch_size=64, insert_batch_size=16)
+    assert wide.error_buffer == 0.1 * 32.0 * 1_000
+    narrow = SampleToInsertRatio.with_tolerance(32.0, 100, 0.0, sample_batch_size=64, insert_batch_size=16)
+    assert narrow.error_buffer == 2.0 * 16 * 32.0
+    assert narrow.max_diff - narrow.min_diff >= 2 * max(64, 16 * 32.0)

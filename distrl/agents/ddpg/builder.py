@@ -38,19 +38,14 @@ class DDPGBuilder(Builder):
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
         """One uniform transition table with a samples-per-insert rate limiter.
 
-        The error buffer lets the ratio drift by ``samples_per_insert_tolerance``
-        of spi * min_replay_size, and never by less than what one learner batch
-        and one adder batch need, so neither side can deadlock.
+        The limiter's window follows ``samples_per_insert_tolerance`` and is
+        never narrower than one learner batch and one adder batch need
+        (``SampleToInsertRatio.with_tolerance``).
         """
         config = self.config
-        error_buffer = max(
-            config.samples_per_insert_tolerance * config.samples_per_insert * config.min_replay_size,
-            2.0 * max(config.batch_size, config.adder_batch_size * config.samples_per_insert),
-        )
-        limiter = SampleToInsertRatio(
-            samples_per_insert=config.samples_per_insert,
-            min_size_to_sample=config.min_replay_size,
-            error_buffer=error_buffer,
+        limiter = SampleToInsertRatio.with_tolerance(
+            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
+            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
         )
         return [Table(REPLAY_TABLE, config.max_replay_size, UniformSampler(seed=seed), limiter)]
 
