@@ -71,6 +71,24 @@ class VariableSource(abc.ABC):
     def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Params]]:
         """Returns ``Versioned(version, {name: params})`` for the named networks."""
 
+    def get_newer_variables(self, names: Sequence[str], than_version: int) -> Versioned[Mapping[str, Params]]:
+        """Like ``get_variables`` but of a version newer than ``than_version``.
+
+        Synchronous on-policy actors call it after each round of data to wait
+        for the update that data feeds. A source that advances in another
+        process overrides it to wait (with a timeout); this default serves
+        sources that advance in the caller's own thread (a learner in the
+        single-process mode, which has stepped before the actor asks) and
+        raises when no newer version exists, since waiting could never end.
+        """
+        versioned = self.get_variables(names)
+        if versioned.version <= than_version:
+            raise RuntimeError(
+                f"{type(self).__name__} has version {versioned.version}, not newer than {than_version}, "
+                f"and cannot advance while its caller waits"
+            )
+        return versioned
+
 
 class Saveable(abc.ABC):
     """An object whose full state can be captured and restored."""

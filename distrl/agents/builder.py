@@ -66,6 +66,20 @@ class Builder(abc.ABC):
     #: Environments stepped in lockstep by one actor (see the module docstring).
     envs_per_actor: int = 1
 
+    #: True when each actor, after every round of data it inserts, waits for
+    #: the weights that round trains (synchronous on-policy learning); the
+    #: distributed runtime then publishes weights after every learner step.
+    synchronous: bool = False
+
+    def with_num_actors(self, num_actors: int) -> "Builder":
+        """This builder for a run in which ``num_actors`` actors feed one learner.
+
+        The default is this builder unchanged; an agent whose learner batch
+        spans every actor's environments (synchronous A2C) returns one sized
+        for them. The single-process mode has one actor.
+        """
+        return self
+
     @abc.abstractmethod
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
         """Returns the agent's replay tables; the first one feeds the learner."""
@@ -73,6 +87,11 @@ class Builder(abc.ABC):
     @abc.abstractmethod
     def make_adder(self, client: ReplayClient) -> Adder:
         """Returns the adder an actor writes through."""
+
+    def make_adders(self, client: ReplayClient, num_envs: int) -> list[Adder]:
+        """The adders of one actor's ``num_envs`` environments, environment i
+        writing through the i-th; the default makes ``make_adder(client)`` each."""
+        return [self.make_adder(client) for _ in range(num_envs)]
 
     @abc.abstractmethod
     def make_policy(

@@ -51,6 +51,7 @@ import numpy as np
 import ray
 import torch
 
+from distrl.agents.builder import Builder
 from distrl.core import Actor, BatchedActor, VariableSource
 from distrl.environment_loop import VectorEnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
@@ -84,8 +85,9 @@ class DistributedConfig:
     """Where the learner runs: auto (CUDA when the cluster has a GPU), cuda or cpu."""
     max_restarts: int = -1
     """Ray restarts of a crashed environment actor; -1: unlimited, 0: none."""
-    publish_period: int = 10
-    """Learner steps between weight publishes (one ray.put each)."""
+    publish_period: int | None = None
+    """Learner steps between weight publishes (one ray.put each); None: 10, or 1 for a
+    synchronous agent (A2C by default), whose actors wait for every version."""
     update_period: int = 100
     """Env steps of an actor between checks for newer weights (the check never blocks)."""
     max_in_flight_inserts: int = 4
@@ -116,8 +118,9 @@ class DistributedConfig:
                 f"be one of {', '.join(LEARNER_DEVICES)}")
         require(isinstance(self.max_restarts, int) and self.max_restarts >= -1, owner, "max_restarts",
                 self.max_restarts, "be an integer >= -1")
-        for name in ("publish_period", "update_period", "max_in_flight_inserts", "prefetch",
-                     "sample_batches_per_call"):
+        require(self.publish_period is None or (isinstance(self.publish_period, int) and self.publish_period >= 1),
+                owner, "publish_period", self.publish_period, "be a positive integer or None")
+        for name in ("update_period", "max_in_flight_inserts", "prefetch", "sample_batches_per_call"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, owner, name, value, "be a positive integer")
         require(self.time_budget_s is None or self.time_budget_s > 0, owner, "time_budget_s", self.time_budget_s,
@@ -280,7 +283,7 @@ class EnvActorWorker:
                 policy, networks, self._source, builder.make_adder(self._client)
             )
         else:
-            adders = [builder.make_adder(self._client) for _ in range(num_envs)]
+            adders = builder.make_adders(self._client, num_envs)
             self._actor = builder.make_batched_actor(policy, networks, self._source, adders)
         self._stop = threading.Event()
         self._episodes: collections.deque = collections.deque(maxlen=10_000)
@@ -400,7 +403,7 @@ class LearnerWorker:
         names: Sequence[str],
         device: str,
         dist: DistributedConfig,
-        batches_per_call: int,
+        sampling: "_Sampling",
     ) -> None:
         seed_everything(derive_seed(config.seed, "learner"))
         torch.set_num_threads(config.torch_threads)
@@ -409,9 +412,9 @@ class LearnerWorker:
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
         self._stop = threading.Event()
         self._iterator = PrefetchingIterator(
-            self._client, builder.batch_size, dist.prefetch, self._device,
+            self._client, sampling.sample_size, dist.prefetch, self._device,
             timeout=dist.wait_timeout_s + CLIENT_TIMEOUT_MARGIN_S, stop_event=self._stop,
-            batches_per_call=batches_per_call,
+            batches_per_call=sampling.batches_per_call,
         )
         self._counter = Counter()
         self._logger = _BufferLogger()
@@ -419,7 +422,9 @@ class LearnerWorker:
         self._learner = builder.make_learner(
             networks, self._iterator, self._client, self._counter, self._logger, self._device
         )
-        self._publisher = WeightPublisher(self._learner, store, dist.publish_period, names, timeout=dist.wait_timeout_s)
+        self._publisher = WeightPublisher(
+            self._learner, store, sampling.publish_period, names, timeout=dist.wait_timeout_s
+        )
         self._publisher.publish()
         self._publisher.flush()
         self._steps = 0
@@ -491,6 +496,35 @@ class LearnerWorker:
     def save(self) -> Mapping[str, Any]:
         """The learner's state with every tensor on the CPU (call after ``stop``)."""
         return _to_cpu(self._learner.save())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sampling:
+    """How the learner reads the replay server and publishes weights."""
+
+    sample_size: int
+    """Items per sample call."""
+    batches_per_call: int
+    """Learner batches per sample call."""
+    publish_period: int
+    """Learner steps between weight publishes."""
+
+    @classmethod
+    def of(cls, builder: Builder, dist: DistributedConfig, is_queue: bool) -> "_Sampling":
+        """Replay tables: ``sample_batches_per_call`` batches per call (amortises
+        the round trip). A queue (on-policy segments, each handed out once) is
+        read one actor round (``envs_per_actor`` items) per call: rounds arrive
+        whole (``Builder.make_adders``), so a call never waits on part of a round
+        that only the next weight version will complete, and the learner
+        assembles its batch from rounds. A synchronous builder's actors wait
+        for every new version, so it is published after every step."""
+        publish_period = dist.publish_period if dist.publish_period is not None else (1 if builder.synchronous else 10)
+        require(publish_period == 1 or not builder.synchronous, "DistributedConfig", "publish_period",
+                dist.publish_period, f"be 1 or None for a synchronous agent ({type(builder).__name__}: its actors "
+                f"wait for every new version)")
+        if is_queue:
+            return cls(builder.envs_per_actor, 1, publish_period)
+        return cls(builder.batch_size, dist.sample_batches_per_call, publish_period)
 
 
 @dataclasses.dataclass
@@ -634,6 +668,7 @@ class _Driver:
         gpus = float(resources.get("GPU", 0.0))
         self.device = _resolve_device(dist.learner_device, gpus)
         self.num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
+        self.config = config = dataclasses.replace(config, builder=config.builder.with_num_actors(self.num_actors))
         learner_cpus = 1.0 if cpus >= 2 else 0.0
         actor_cpus = round(max(0.01, min(1.0, (cpus - learner_cpus) / self.num_actors)), 4)
 
@@ -654,11 +689,10 @@ class _Driver:
         learner_options: dict[str, Any] = {"num_cpus": learner_cpus, "max_concurrency": 4, "max_restarts": 0}
         if self.device == "cuda":
             learner_options["num_gpus"] = 1
-        # A queue (on-policy segments) hands out whole batches only, each item once: one batch per call.
         is_queue = ray.get(self.server.is_queue.remote(self.table), timeout=dist.wait_timeout_s)
-        batches_per_call = 1 if is_queue else dist.sample_batches_per_call
+        self.sampling = _Sampling.of(config.builder, dist, is_queue)
         self.learner = ray.remote(LearnerWorker).options(**learner_options).remote(
-            config, spec, self.server, self.table, self.store, self.names, self.device, dist, batches_per_call
+            config, spec, self.server, self.table, self.store, self.names, self.device, dist, self.sampling
         )
         self.handles.append(self.learner)
         actor_class = ray.remote(EnvActorWorker).options(
@@ -697,8 +731,8 @@ class _Driver:
             raise
 
     def _run(self, recorder: RunRecorder) -> dict[str, Any]:
-        config, dist = self.config, self.dist
         self._start_components()
+        config, dist = self.config, self.dist
         eval_actor = self._evaluation_actor()
         start = time.perf_counter()
         self.learner_stats: dict[str, Any] = {}

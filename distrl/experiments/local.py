@@ -147,7 +147,7 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
             recorder.episode_done(result["episode_return"])
 
     if num_envs > 1:
-        adders = [builder.make_adder(client) for _ in range(num_envs)]
+        adders = builder.make_adders(client, num_envs)
         actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, adders)
         vector_loop = VectorEnvironmentLoop(
             environments, LocalBatchedAgent(actor, learner, client, builder.batch_size), counter,

@@ -4,7 +4,8 @@ The learner's ``step()`` calls ``next(dataset)`` once per update. Asking the
 replay server only then would put a full round trip (and the server's
 gather) on the learner's critical path every step; ``PrefetchingIterator``
 keeps ``num_in_flight`` sample calls outstanding, so the next batch is
-usually already local when the learner asks. It also moves each batch to
+usually already local when the learner asks; it takes whichever call
+answers first. It also moves each batch to
 the learner's device (pinned host memory and a non-blocking copy on CUDA)
 and measures how long the learner waited for data, which is how the
 distributed runtime tells a data-starved learner from a compute-bound one.
@@ -118,13 +119,12 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         if not self._ready:
             while len(self._in_flight) < self._num_in_flight:
                 self._request()
-            oldest = self._in_flight.popleft()
-            self._request()
             start = time.perf_counter()
             try:
-                sample = self._wait(oldest, start)
+                sample = self._wait_first(start)
             finally:
                 self._wait_s += time.perf_counter() - start
+            self._request()
             self._split(sample._replace(data=self._to_device(sample.data)))
         self._batches += 1
         return self._ready.popleft()
@@ -142,23 +142,33 @@ class PrefetchingIterator(Iterator[SampleBatch]):
                 sample.probabilities[part], sample.weights[part],
             ))
 
-    def _wait(self, future: concurrent.futures.Future, start: float) -> SampleBatch:
+    def _wait_first(self, start: float) -> SampleBatch:
+        """The result of the first in-flight call to finish (the oldest of those done).
+
+        Not always the oldest call: concurrent calls waiting on the rate
+        limiter are admitted in no fixed order, and when the data for only
+        one call can come (a synchronous on-policy round) waiting for the
+        oldest would wait for data that only this learner's next step
+        releases.
+        """
         deadline = start + self._timeout
         while True:
+            for future in self._in_flight:
+                if future.done():
+                    self._in_flight.remove(future)
+                    return future.result()
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise TimeoutError(
                     f"prefetching iterator: no batch of {self._batch_size} within {self._timeout:g} s "
-                    f"({len(self._in_flight)} more sample calls outstanding); replay is not being filled"
+                    f"({len(self._in_flight)} sample calls outstanding); replay is not being filled"
                 )
             if self._stop_event is not None and self._stop_event.is_set():
                 raise PrefetchStopped("prefetching iterator stopped while waiting for a batch")
-            try:
-                return future.result(timeout=min(self._poll_s, remaining))
-            except concurrent.futures.TimeoutError:
-                if future.done():  # The sample itself failed with a TimeoutError (the server's).
-                    raise
-                continue
+            concurrent.futures.wait(
+                list(self._in_flight), timeout=min(self._poll_s, remaining),
+                return_when=concurrent.futures.FIRST_COMPLETED,
+            )
 
     def _to_device(self, data: Any) -> Any:
         device, pin = self._device, self._pin

@@ -1,4 +1,4 @@
-"""The ReplayClient interface and the in-process client used by the debug mode."""
+"""The ReplayClient interface, the in-process client of the debug mode, and a client that groups inserts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import abc
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 import numpy as np
+import tree
 
 from distrl.types import Nest
 
@@ -81,3 +82,51 @@ class LocalReplayClient(ReplayClient):
 
     def info(self) -> Mapping[str, Any]:
         return self._table.info()
+
+
+class GroupedInsertClient(ReplayClient):
+    """Forwards inserts to ``client`` in groups of at least ``items_per_insert`` items.
+
+    The adders of one actor's environments share one, so a round of data
+    (one A2C segment per environment) reaches the table in one insert call:
+    the table admits it whole or not at all, so a queue always holds whole
+    rounds, even when an actor dies mid-round, and one remote call carries
+    what would otherwise be ``items_per_insert`` calls. Buffered items that
+    do not fill a group stay buffered (at most ``items_per_insert - 1``).
+    Sampling and the other calls go straight to ``client``.
+    """
+
+    def __init__(self, client: ReplayClient, items_per_insert: int) -> None:
+        if items_per_insert < 1:
+            raise ValueError(f"items_per_insert must be >= 1, got {items_per_insert!r}")
+        self._client = client
+        self._items_per_insert = int(items_per_insert)
+        self._items: list[Nest] = []
+        self._priorities: list[np.ndarray | None] = []
+        self._buffered = 0
+
+    def insert(self, items: Nest, priorities: np.ndarray | None = None) -> None:
+        if self._priorities and (priorities is None) != (self._priorities[0] is None):
+            raise ValueError("GroupedInsertClient: inserts of one group must all have priorities or all have none")
+        self._items.append(items)
+        self._priorities.append(priorities)
+        self._buffered += int(tree.flatten(items)[0].shape[0])
+        if self._buffered >= self._items_per_insert:
+            items = self._items[0] if len(self._items) == 1 else tree.map_structure(
+                lambda *leaves: np.concatenate(leaves), *self._items
+            )
+            priorities = None if self._priorities[0] is None else np.concatenate(self._priorities)
+            self._items, self._priorities, self._buffered = [], [], 0
+            self._client.insert(items, priorities)
+
+    def sample(self, batch_size: int) -> SampleBatch:
+        return self._client.sample(batch_size)
+
+    def can_sample(self, batch_size: int) -> bool:
+        return self._client.can_sample(batch_size)
+
+    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        self._client.update_priorities(keys, priorities)
+
+    def info(self) -> Mapping[str, Any]:
+        return self._client.info()

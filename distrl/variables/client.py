@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
 from distrl.core import VariableSource
 from distrl.networks.params import load_numpy_params_
+from distrl.types import Versioned
 
 
 class VariableClient:
@@ -45,8 +46,16 @@ class VariableClient:
         """Loads the latest version now."""
         self.update(wait=True)
 
+    def update_to_newer(self) -> None:
+        """Loads a version newer than the one held, waiting for it as the source does
+        (``VariableSource.get_newer_variables``): the lockstep of synchronous on-policy actors."""
+        self._calls = 0
+        self._load(self._source.get_newer_variables(self._names, self.version))
+
     def _fetch(self) -> None:
-        versioned = self._source.get_variables(self._names)
+        self._load(self._source.get_variables(self._names))
+
+    def _load(self, versioned: Versioned[Mapping[str, Any]]) -> None:
         if versioned.version <= self.version:
             return
         for name, module in self._modules.items():

@@ -20,6 +20,7 @@ This module imports ray; the single-process mode never imports it.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import time
 from typing import Any, Mapping, Sequence
@@ -41,14 +42,20 @@ class WeightStore:
     publish calls arrive out of order. The reference is passed wrapped in a
     list so that Ray hands the actor the reference itself rather than
     resolving it into the arrays.
+
+    The methods are coroutines, so the actor is an asyncio actor: any number
+    of ``wait_for_version`` calls (synchronous on-policy actors waiting for
+    the next update) can be parked without holding a thread that a
+    ``publish`` needs.
     """
 
     def __init__(self) -> None:
         self._version = -1
         self._refs: list | None = None
         self._publishes = 0
+        self._published = asyncio.Event()  # Set and replaced on every accepted publish.
 
-    def publish(self, version: int, refs: list) -> bool:
+    async def publish(self, version: int, refs: list) -> bool:
         """Stores ``refs`` (a one-element list holding the ObjectRef of the
         params) as ``version``; returns False and keeps the current one when
         ``version`` is not newer."""
@@ -59,17 +66,33 @@ class WeightStore:
         self._version = int(version)
         self._refs = list(refs)
         self._publishes += 1
+        published, self._published = self._published, asyncio.Event()
+        published.set()
         return True
 
-    def latest(self) -> tuple[int, list | None]:
+    async def latest(self) -> tuple[int, list | None]:
         """``(version, [ref])`` of the latest version; ``(-1, None)`` before the first publish."""
         return self._version, self._refs
 
-    def version(self) -> int:
+    async def wait_for_version(self, min_version: int, timeout: float) -> tuple[int, list | None]:
+        """``latest()`` as soon as its version is at least ``min_version``, or
+        after ``timeout`` seconds whatever it is (the caller checks)."""
+        deadline = time.monotonic() + timeout
+        while self._version < min_version:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._published.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return self._version, self._refs
+
+    async def version(self) -> int:
         """The latest published version (-1 before the first publish)."""
         return self._version
 
-    def info(self) -> dict[str, int]:
+    async def info(self) -> dict[str, int]:
         """``version`` held and accepted ``publishes`` so far."""
         return {"version": self._version, "publishes": self._publishes}
 
@@ -82,7 +105,7 @@ def create_weight_store(name: str | None = None, max_restarts: int = 0) -> "ray.
     """
     options: dict[str, Any] = {"num_cpus": 0, "max_restarts": max_restarts}
     if max_restarts != 0:
-        options["max_task_retries"] = -1  # latest/publish/version/info are safe to repeat.
+        options["max_task_retries"] = -1  # Every method is safe to repeat.
     if name is not None:
         options["name"] = name
     return ray.remote(WeightStore).options(**options).remote()
@@ -236,6 +259,31 @@ class RayVariableSource(VariableSource):
         if missing:
             raise KeyError(f"published weights have no variables {missing}; they have {sorted(held.value)}")
         return Versioned(held.version, {name: held.value[name] for name in names})
+
+    def get_newer_variables(self, names: Sequence[str], than_version: int) -> Versioned[Mapping[str, Any]]:
+        """Waits (``timeout`` seconds at most) until the store holds a version
+        newer than ``than_version``, loads it and returns it; the store parks
+        the call until a publish, so waiting costs no polling."""
+        if self.version <= than_version:
+            deadline = time.monotonic() + self._timeout
+            try:
+                version, refs = ray.get(
+                    self._store.wait_for_version.remote(than_version + 1, self._timeout),
+                    timeout=self._timeout + 30.0,
+                )
+                if version <= than_version:
+                    raise ray.exceptions.GetTimeoutError()
+                if version > self.version:
+                    value = ray.get(refs[0], timeout=max(deadline - time.monotonic(), 1.0))
+                    self._hold(version, value)
+            except ray.exceptions.GetTimeoutError:
+                raise TimeoutError(
+                    f"variable source: no weight version newer than {than_version} was published within "
+                    f"{self._timeout:g} s; is the learner running and receiving data?"
+                ) from None
+            self._latest_future = self._params_future = None
+            self._calls = 0
+        return self.get_variables(names)
 
     def _fetch_blocking(self) -> None:
         """Waits until the store holds a version (newer than ours when we hold

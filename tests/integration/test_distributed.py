@@ -159,3 +159,39 @@ def test_short_distributed_run_for_each_agent(ray_session, tmp_path, agent, env,
     assert summary["final_eval_return"] is not None
     assert dist["actor_version_regressions"] == 0 and dist["published_version"] > 0
     assert (Path(summary["run_dir"]) / "checkpoint.pt").exists()
+
+
+def _metric_values(run_dir: Path, name: str) -> list[float]:
+    with open(run_dir / "metrics.csv") as f:
+        return [float(row["value"]) for row in csv.DictReader(f) if row["metric"] == name]
+
+
+def test_distributed_a2c_is_synchronous_by_default(ray_session, tmp_path):
+    """Two actors, two environments each: every update is one 5-step round from
+    each actor (20 env steps) acted by the learner's current weights."""
+    config = make_experiment_config(
+        "a2c", "gym:CartPole-v1", seed=0, max_env_steps=3_000,
+        agent_overrides=["hidden_sizes=32,32", "envs_per_actor=2", "log_every=10"],
+        eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25))
+    run_dir = Path(summary["run_dir"])
+    lags = _metric_values(run_dir, "charts/policy_lag")
+    assert lags and all(lag == 0.0 for lag in lags)
+    assert _metric_values(run_dir, "charts/dropped_segments")[-1] == 0.0
+    # Actors stop mid-round, so up to one round per actor is left unconsumed.
+    assert summary["env_steps"] // 20 - 2 <= summary["learner_steps"] <= summary["env_steps"] // 20
+    assert summary["distributed"]["actor_policy_versions"] == [summary["learner_steps"]] * 2
+
+
+def test_distributed_a2c_asynchronous_with_max_policy_lag(ray_session, tmp_path):
+    """max_policy_lag=None: actors never wait for the learner, and no segment is dropped."""
+    config = make_experiment_config(
+        "a2c", "gym:CartPole-v1", seed=0, max_env_steps=3_000,
+        agent_overrides=["hidden_sizes=32,32", "envs_per_actor=2", "log_every=10", "max_policy_lag=None"],
+        eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25))
+    run_dir = Path(summary["run_dir"])
+    assert summary["learner_steps"] > 0
+    assert _metric_values(run_dir, "charts/dropped_segments")[-1] == 0.0

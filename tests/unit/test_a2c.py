@@ -388,7 +388,9 @@ def _trajectory_batch(spec, batch: int, time_steps: int, continuous: bool) -> Tr
 @pytest.mark.parametrize("continuous", [False, True])
 @pytest.mark.parametrize("shared_torso", [False, True])
 def test_learner_step_metrics_variables_and_save_restore(continuous, shared_torso):
-    config = a2c.Config(hidden_sizes=(16,), shared_torso=shared_torso, log_every=2, normalize_advantages=True)
+    # The same batch over and over: its segments age, so any lag is accepted.
+    config = a2c.Config(hidden_sizes=(16,), shared_torso=shared_torso, log_every=2, normalize_advantages=True,
+                        max_policy_lag=None)
     spec = _fake_spec(continuous)
     networks = a2c.make_networks(spec, config)
     assert networks.shared_torso == shared_torso
@@ -402,7 +404,7 @@ def test_learner_step_metrics_variables_and_save_restore(continuous, shared_tors
     assert learner.step() == {}
     metrics = learner.step()
     assert set(metrics) == {"losses/policy_loss", "losses/value_loss", "losses/entropy", "charts/policy_lag",
-                            "charts/learner_steps", "charts/updates_per_s"}
+                            "charts/dropped_segments", "charts/learner_steps", "charts/updates_per_s"}
     assert metrics["charts/learner_steps"] == 2 and metrics["charts/policy_lag"] == pytest.approx(0.5)
     assert all(np.isfinite(v) for v in metrics.values())
     assert logger.rows[-1][0] == metrics
@@ -434,9 +436,46 @@ def test_learner_accepts_tensor_batches():
         torch.manual_seed(0)
         networks = a2c.make_networks(spec, config)
         sample = SampleBatch(np.arange(4), batch, np.ones(4), np.ones(4))
-        learner = A2CLearner(networks, itertools.repeat(sample), config)
+        learner = A2CLearner(networks, iter([sample]), config)
         metrics.append({k: v for k, v in learner.step().items() if k != "charts/updates_per_s"})
     assert metrics[0] == metrics[1]
+
+
+def test_learner_drops_stale_segments_and_fills_the_batch_with_fresh_ones():
+    """With max_policy_lag 0 a segment acted by older weights than the learner's is
+    dropped, and the learner samples on until it has a full batch of fresh ones."""
+    config = a2c.Config(hidden_sizes=(16,), log_every=1, envs_per_actor=2)
+    spec = _fake_spec()
+    networks = a2c.make_networks(spec, config)
+
+    def batch(versions):
+        data = _trajectory_batch(spec, len(versions), 5, continuous=False)
+        policy_version = np.repeat(np.asarray(versions, np.int64)[:, None], 5, axis=1)
+        data = data._replace(extras={"policy_version": policy_version})
+        return SampleBatch(np.arange(len(versions)), data, np.ones(len(versions)), np.ones(len(versions)))
+
+    samples = iter([batch([0, 0]), batch([0, 1]), batch([1, 0]), batch([0, 0]), batch([1, 1]), batch([2, 2])])
+    learner = A2CLearner(networks, samples, config)
+    learner.step()  # Version 0 data at version 0: nothing dropped.
+    assert learner.dropped_segments == 0
+    metrics = learner.step()  # At version 1: [0, 1] -> 1 fresh, [1, 0] -> 1 fresh: batch of 2.
+    assert learner.dropped_segments == 2 and metrics["charts/dropped_segments"] == 2
+    assert metrics["charts/policy_lag"] == pytest.approx(0.0)
+    learner.step()  # At version 2: [0, 0] and [1, 1] are stale, [2, 2] is the batch.
+    assert learner.dropped_segments == 6 and learner.steps == 3
+
+
+def test_synchronous_config_rules():
+    with pytest.raises(ConfigError, match="batch_size"):
+        a2c.Config(envs_per_actor=4, batch_size=6)
+    with pytest.raises(ConfigError, match="max_policy_lag"):
+        a2c.Config(envs_per_actor=4, batch_size=12, max_policy_lag=1)
+    assert a2c.Builder(a2c.Config(envs_per_actor=4, batch_size=12, max_policy_lag=2)).batch_size == 12
+    with pytest.raises(ConfigError, match="batch_size"):
+        a2c.Builder(a2c.Config(envs_per_actor=4, batch_size=4), num_actors=2)
+    builder = a2c.Builder(a2c.Config(envs_per_actor=4)).with_num_actors(3)
+    assert builder.batch_size == 12 and builder.synchronous
+    assert not a2c.Builder(a2c.Config(max_policy_lag=None)).synchronous
 
 
 def test_config_validation_names_field_and_value():
@@ -448,8 +487,8 @@ def test_config_validation_names_field_and_value():
         a2c.Config(sequence_length=0)
     with pytest.raises(ConfigError, match="batch_size"):
         a2c.Config(batch_size=0)
-    assert a2c.Config(envs_per_actor=3).learner_batch_size == 3
-    assert a2c.Builder(a2c.Config(envs_per_actor=3, batch_size=6)).batch_size == 6
+    assert a2c.Builder(a2c.Config(envs_per_actor=3)).batch_size == 3
+    assert a2c.Builder(a2c.Config(envs_per_actor=3, batch_size=6, max_policy_lag=1)).batch_size == 6
     for field in dataclasses.fields(a2c.Config):
         assert field.metadata.get("doc"), field.name
 

@@ -1,4 +1,5 @@
-"""A2C acting policies: sampling pi(. | s) for training, its mode for evaluation.
+"""A2C acting: sampling pi(. | s) for training, its mode for evaluation, and
+the synchronous actor that waits for each new weight version.
 
 Sampling uses the policy's own numpy generator (seeded per actor), never
 torch's global one, so acting is reproducible and independent of learning.
@@ -14,10 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distrl.adders.base import Adder
 from distrl.adders.nstep import index_nest, stack_nests
 from distrl.agents.a2c.networks import ActorCritic
+from distrl.agents.actors import BatchedFeedForwardActor
 from distrl.agents.builder import BatchedPolicy, Policy
 from distrl.networks.numpy_inference import compile_numpy_forward
+from distrl.variables.client import VariableClient
 
 
 class _PolicyParameters:
@@ -101,3 +105,35 @@ class GreedyPolicy(Policy):
         if self._discrete:
             return np.int64(self._parameters.logits(observation).argmax())
         return np.clip(self._parameters.mean(observation), self._minimum, self._maximum).astype(np.float32)
+
+
+class SynchronousActor(BatchedFeedForwardActor):
+    """A batched actor that acts in lockstep with the learner (``max_policy_lag`` 0).
+
+    After every ``round_length`` vector steps (T, one segment per
+    environment: a round) it waits, before its next action, for weights
+    newer than those that acted in the round, i.e. for the update the round
+    feeds. In the single-process mode the learner has already stepped by
+    then and nothing waits; on Ray the actor waits for the weight store's
+    next version (``VariableClient.update_to_newer``), so every segment the
+    learner receives comes from its current weights.
+    """
+
+    def __init__(
+        self, policy: BatchedPolicy, adders: list[Adder], variable_client: VariableClient, round_length: int
+    ) -> None:
+        super().__init__(policy, adders, variable_client)
+        self._variable_client: VariableClient = variable_client
+        self._round_length = int(round_length)
+        self._steps_in_round = 0
+        self._round_version = -1
+
+    def select_actions(self, observations: Any) -> Any:
+        if self._steps_in_round == self._round_length:
+            if self._variable_client.version <= self._round_version:
+                self._variable_client.update_to_newer()
+            self._steps_in_round = 0
+        if self._steps_in_round == 0:
+            self._round_version = self._variable_client.version
+        self._steps_in_round += 1
+        return super().select_actions(observations)

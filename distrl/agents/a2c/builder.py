@@ -2,21 +2,26 @@
 
 Data path. Each environment has its own ``TrajectoryAdder`` that cuts its
 stream into segments of T = ``sequence_length`` steps (with each step's
-behaviour ``policy_version`` in extras and the bootstrap observation) and
-inserts every segment as soon as it is complete. Segments go into a FIFO
-queue table (``Table.queue``): each is sampled exactly once, in order, and
-the learner takes ``batch_size`` of them (default: ``envs_per_actor``) per
-update.
+behaviour ``policy_version`` in extras and the bootstrap observation). The
+environments of one actor step in lockstep, so every T vector steps each
+adder completes one segment: a round of ``envs_per_actor`` segments, which
+the adders insert as one call through a shared ``GroupedInsertClient``. The
+table is a FIFO queue (``Table.queue``): each segment is sampled exactly
+once, in order.
 
-Synchronous in the single-process mode. The N = ``envs_per_actor``
-environments step in lockstep, so after every T vector steps each adder has
-inserted exactly one segment, the queue holds N segments, one learner step
-runs, and the actor loads the new weights before its next action: every
-update uses only data from the current policy version (policy lag 0). With
-``batch_size`` k * N an update uses the last k rounds (lag up to k - 1).
-The queue holds ``batch_size + envs_per_actor`` segments, the most the
-single-process mode can have waiting (fewer than ``batch_size`` before a
-vector step, plus one per environment).
+Synchronous by default (``max_policy_lag`` 0). The learner's batch is one
+round from every actor (``envs_per_actor`` x actors segments, the runtime
+tells the builder the number of actors through ``with_num_actors``); after
+each round an actor waits for the weights that round trains
+(``SynchronousActor``), so every update uses only data of the current
+weights. In the single-process mode that wait is free: after every T vector
+steps the queue holds one round, one learner step runs and the actor loads
+the new weights before its next action. With a ``max_policy_lag`` L > 0 (or
+None) actors never wait, and the learner drops segments whose weights trail
+its own by more than L updates (``A2CLearner``).
+
+The queue holds ``batch_size + envs_per_actor`` segments: a batch plus the
+one extra round that a restarted actor can add.
 
 In the single-process mode ``run_local`` takes its vectorised path whenever
 ``envs_per_actor > 1``; with 1 the batched actor runs behind a
@@ -31,16 +36,17 @@ import torch
 
 from distrl.adders.base import Adder
 from distrl.adders.trajectory import TrajectoryAdder
-from distrl.agents.a2c.actor import GreedyPolicy, SamplingPolicy
+from distrl.agents.a2c.actor import GreedyPolicy, SamplingPolicy, SynchronousActor
 from distrl.agents.a2c.config import Config
 from distrl.agents.a2c.learning import A2CLearner
 from distrl.agents.a2c.networks import ActorCritic
 from distrl.agents.actors import BatchedFeedForwardActor, FeedForwardActor, SingleStreamActor
 from distrl.agents.builder import BatchedPolicy, Builder, Policy
 from distrl.core import Actor, BatchedActor, Learner, VariableSource
-from distrl.replay.client import ReplayClient, SampleBatch
+from distrl.replay.client import GroupedInsertClient, ReplayClient, SampleBatch
 from distrl.replay.table import Table
 from distrl.specs import EnvironmentSpec
+from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
 from distrl.variables.client import VariableClient
@@ -51,10 +57,21 @@ QUEUE_TABLE = "trajectories"
 class A2CBuilder(Builder):
     """Wires A2C's parts from one ``Config`` (see the module docstring)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, num_actors: int = 1) -> None:
+        per_round = config.envs_per_actor * num_actors
+        if config.max_policy_lag == 0:
+            require(config.batch_size in (None, per_round), "A2C config", "batch_size", config.batch_size,
+                    f"be None (one round from each of the {num_actors} actors: {per_round} segments) when "
+                    f"max_policy_lag is 0; other batches mix weight versions")
         self.config = config
-        self.batch_size = config.learner_batch_size
+        self.num_actors = num_actors
+        self.batch_size = per_round if config.batch_size is None else config.batch_size
         self.envs_per_actor = config.envs_per_actor
+        self.synchronous = config.max_policy_lag == 0
+
+    def with_num_actors(self, num_actors: int) -> "A2CBuilder":
+        """The builder with the learner's batch spanning ``num_actors`` actors' rounds."""
+        return A2CBuilder(self.config, num_actors)
 
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
         """One FIFO queue of segments; each segment is consumed exactly once."""
@@ -63,6 +80,12 @@ class A2CBuilder(Builder):
     def make_adder(self, client: ReplayClient) -> Adder:
         """A trajectory adder inserting each T-step segment as soon as it is complete."""
         return TrajectoryAdder(client, sequence_length=self.config.sequence_length, max_batch_size=1)
+
+    def make_adders(self, client: ReplayClient, num_envs: int) -> list[Adder]:
+        """One trajectory adder per environment, all inserting through one
+        ``GroupedInsertClient``: a whole round per insert call."""
+        grouped = GroupedInsertClient(client, items_per_insert=num_envs)
+        return [self.make_adder(grouped) for _ in range(num_envs)]
 
     def make_policy(
         self, networks: ActorCritic, evaluation: bool, seed: int, exploration: float | None = None
@@ -103,7 +126,10 @@ class A2CBuilder(Builder):
         variable_source: VariableSource | None,
         adders: list[Adder],
     ) -> BatchedActor:
-        return BatchedFeedForwardActor(policy, adders, self._variable_client(networks, variable_source))
+        variable_client = self._variable_client(networks, variable_source)
+        if self.synchronous and variable_client is not None:
+            return SynchronousActor(policy, adders, variable_client, round_length=self.config.sequence_length)
+        return BatchedFeedForwardActor(policy, adders, variable_client)
 
     def make_learner(
         self,
@@ -114,4 +140,4 @@ class A2CBuilder(Builder):
         logger: Logger,
         device: torch.device,
     ) -> Learner:
-        return A2CLearner(networks, dataset, self.config, counter, logger, device)
+        return A2CLearner(networks, dataset, self.config, counter, logger, device, batch_size=self.batch_size)

@@ -33,7 +33,13 @@ class Config:
     gae_lambda: float = doc(1.0, "GAE lambda: 1 gives the T-step return, 0 the one-step TD error.")
     sequence_length: int = doc(5, "Steps T per trajectory segment (the rollout length per environment).")
     envs_per_actor: int = doc(4, "Environments one actor steps in lockstep (batched inference).")
-    batch_size: int | None = doc(None, "Segments per learner update (None: envs_per_actor, one segment per env).")
+    batch_size: int | None = doc(
+        None, "Segments per learner update, a multiple of envs_per_actor (None: one segment from every "
+              "environment of every actor, envs_per_actor x actors).")
+    max_policy_lag: int | None = doc(
+        0, "Most learner updates a segment's behaviour weights may trail the learner; older segments are "
+           "dropped. 0: synchronous (every update uses data of the current weights only; distributed actors "
+           "wait for the next version after each segment). None: no limit (asynchronous).")
     value_coef: float = doc(0.5, "Weight of the value loss in the total loss.")
     entropy_coef: float = doc(0.0, "Weight of the entropy bonus (subtracted from the loss).")
     normalize_advantages: bool = doc(False, "Standardise advantages over each batch (mean 0, std 1).")
@@ -51,16 +57,19 @@ class Config:
         in_unit_interval(self, "discount", "gae_lambda")
         require(self.optimizer in OPTIMIZERS, "Config", "optimizer", self.optimizer,
                 f"be one of {', '.join(OPTIMIZERS)}")
-        require(self.batch_size is None or self.batch_size > 0, "Config", "batch_size", self.batch_size,
-                "be > 0 or None")
+        require(self.batch_size is None or (self.batch_size > 0 and self.batch_size % self.envs_per_actor == 0),
+                "Config", "batch_size", self.batch_size,
+                f"be None or a positive multiple of envs_per_actor ({self.envs_per_actor}): whole actor rounds")
+        require(self.max_policy_lag is None or self.max_policy_lag >= 0, "Config", "max_policy_lag",
+                self.max_policy_lag, "be >= 0 or None")
+        if self.batch_size is not None and self.max_policy_lag is not None:
+            rounds = self.batch_size // self.envs_per_actor
+            require(self.max_policy_lag >= rounds - 1, "Config", "max_policy_lag", self.max_policy_lag,
+                    f"be >= {rounds - 1} (or None) when batch_size {self.batch_size} spans {rounds} rounds of "
+                    f"{self.envs_per_actor} segments, which one actor collects under {rounds} weight versions")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "Config", "max_grad_norm",
                 self.max_grad_norm, "be > 0 or None")
         require(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes), "Config",
                 "hidden_sizes", self.hidden_sizes, "be a non-empty tuple of positive ints")
         require(-20.0 <= self.init_log_std <= 2.0, "Config", "init_log_std", self.init_log_std,
                 "lie in [-20, 2] (the Gaussian head's clamp)")
-
-    @property
-    def learner_batch_size(self) -> int:
-        """Segments per learner update, with ``batch_size=None`` resolved."""
-        return self.envs_per_actor if self.batch_size is None else self.batch_size

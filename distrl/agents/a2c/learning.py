@@ -7,6 +7,7 @@ import time
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
+import tree
 
 from distrl.agents.a2c.config import Config
 from distrl.agents.a2c.losses import a2c_loss, gae
@@ -17,7 +18,7 @@ from distrl.types import Trajectory, Versioned
 from distrl.variables.snapshots import ParameterSnapshots
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
-from distrl.utils.tensors import to_tensor
+from distrl.utils.tensors import to_tensor, to_tensors
 
 
 class A2CLearner(Learner):
@@ -30,11 +31,20 @@ class A2CLearner(Learner):
     (``losses.gae``), and applies one optimizer step to ``losses.a2c_loss``
     with the global gradient norm clipped to ``max_grad_norm``.
 
+    Batches are assembled from what ``dataset`` yields (one round of
+    segments per sample on Ray, the whole batch in the single-process
+    mode): samples are taken until ``batch_size`` segments are fresh, the
+    last one possibly overshooting by less than a sample. A segment is
+    stale when the oldest weights that acted in it (its smallest
+    ``policy_version``) trail the learner by more than ``max_policy_lag``
+    updates; stale segments are dropped and counted
+    (``charts/dropped_segments``). None accepts everything.
+
     The version of the parameters is the number of steps taken. The mean
     policy lag, learner version minus the ``policy_version`` the actors
-    recorded for each step, is logged as ``charts/policy_lag`` (0 in the
-    synchronous single-process mode). Batch leaves may be numpy arrays or
-    torch tensors (e.g. from a prefetching iterator); they are only read.
+    recorded for each step, is logged as ``charts/policy_lag`` (0 when
+    synchronous). Batch leaves may be numpy arrays or torch tensors (e.g.
+    from a prefetching iterator); they are only read.
     """
 
     def __init__(
@@ -45,8 +55,12 @@ class A2CLearner(Learner):
         counter: Counter | None = None,
         logger: Logger | None = None,
         device: torch.device = torch.device("cpu"),
+        batch_size: int | None = None,
     ) -> None:
+        """``batch_size``: segments per update; None: ``config.batch_size``, or ``envs_per_actor`` when that is None."""
         self._config = config
+        self._batch_size = batch_size or config.batch_size or config.envs_per_actor
+        self._dropped_segments = 0
         self._device = device
         self._networks = networks.to(device)
         self._parameters = list(self._networks.parameters())
@@ -71,8 +85,40 @@ class A2CLearner(Learner):
     def steps(self) -> int:
         return self._steps
 
+    @property
+    def dropped_segments(self) -> int:
+        """Segments dropped as stale so far."""
+        return self._dropped_segments
+
+    def _next_batch(self) -> Trajectory:
+        """Samples until ``batch_size`` fresh segments are in hand (see the class docstring)."""
+        pieces: list[Trajectory] = []
+        segments = 0
+        while segments < self._batch_size:
+            data = to_tensors(next(self._dataset).data, self._device)
+            fresh = self._fresh(data)
+            if fresh is not None:
+                self._dropped_segments += int(fresh.numel() - fresh.sum())
+                data = tree.map_structure(lambda leaf: leaf[fresh], data)
+            if data.mask.shape[0]:
+                pieces.append(data)
+                segments += int(data.mask.shape[0])
+        if len(pieces) == 1:
+            return pieces[0]
+        return tree.map_structure(lambda *leaves: torch.cat(leaves), *pieces)
+
+    def _fresh(self, data: Trajectory) -> torch.Tensor | None:
+        """Per segment, True when it is fresh enough; None when all are (or no
+        versions are recorded, or any lag is accepted)."""
+        max_lag = self._config.max_policy_lag
+        if max_lag is None or not isinstance(data.extras, Mapping) or "policy_version" not in data.extras:
+            return None
+        versions = torch.where(data.mask, data.extras["policy_version"], torch.iinfo(torch.int64).max)
+        fresh = self._steps - versions.min(dim=1).values <= max_lag
+        return None if bool(fresh.all()) else fresh
+
     def step(self) -> Mapping[str, float]:
-        data: Trajectory = next(self._dataset).data
+        data = self._next_batch()
         device, config = self._device, self._config
         observation = to_tensor(data.observation, device)
         next_observation = to_tensor(data.next_observation, device)
@@ -114,6 +160,7 @@ class A2CLearner(Learner):
             "losses/value_loss": value_loss,
             "losses/entropy": entropy,
             "charts/policy_lag": lag,
+            "charts/dropped_segments": float(self._dropped_segments),
             "charts/learner_steps": float(self._steps),
             "charts/updates_per_s": n / max(now - self._last_log_time, 1e-9),
         }
