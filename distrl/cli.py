@@ -4,6 +4,8 @@
 ``--mode local`` starts a private Ray instance on this machine (never
 attaching to a cluster that may run there) and ``--mode cluster`` attaches
 to the cluster at ``--address``; both run the same experiment on Ray actors.
+``--config FILE`` reads train options from a YAML file (see
+``distrl.experiments.config_file`` and ``launch/configs/``); flags override it.
 """
 
 from __future__ import annotations
@@ -11,23 +13,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from distrl.agents import AGENTS
+from distrl.utils.config import ConfigError
+
+if TYPE_CHECKING:
+    from distrl.experiments import ExperimentConfig
 
 MODES = ("debug", "local", "cluster")
 
 
-def _train_parser(subparsers: argparse._SubParsersAction) -> None:
+def _train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="train an agent",
         description="Train an agent. Example: distrl train --agent dqn --env gym:CartPole-v1 --mode debug --seed 0",
     )
-    parser.add_argument("--agent", required=True, choices=sorted(AGENTS), help="agent to train")
     parser.add_argument(
-        "--env", required=True,
-        help="environment: gym:<gymnasium id>, gridworld:<task>[?observation=grid&max_episode_len=N], or module.path:factory",
+        "--config", default=None, metavar="FILE",
+        help="YAML file of train options and agent_config fields (see launch/configs/); flags given here win",
+    )
+    parser.add_argument("--agent", default=None, choices=sorted(AGENTS),
+                        help="agent to train (required here or in --config)")
+    parser.add_argument(
+        "--env", default=None,
+        help="environment (required here or in --config): gym:<gymnasium id>, "
+             "gridworld:<task>[?observation=grid&max_episode_len=N], or module.path:factory",
     )
     parser.add_argument(
         "--mode", default="debug", choices=MODES,
@@ -59,6 +71,7 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train)
+    return parser
 
 
 _DISTRIBUTED_FLAGS = {
@@ -98,18 +111,25 @@ def _agent_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def build_experiment_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment that parsed ``distrl train`` arguments describe, checked but not run."""
+    from distrl.experiments import make_experiment_config
+
+    return make_experiment_config(
+        args.agent, args.env, seed=args.seed, max_env_steps=args.max_env_steps,
+        agent_overrides=_agent_overrides(args),
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes, reward_threshold=args.reward_threshold,
+        run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
+        torch_threads=args.torch_threads,
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
-    from distrl.experiments import make_experiment_config, run_local
+    from distrl.experiments import run_local
 
     try:
         _check_mode_flags(args)
-        config = make_experiment_config(
-            args.agent, args.env, seed=args.seed, max_env_steps=args.max_env_steps,
-            agent_overrides=_agent_overrides(args),
-            eval_every=args.eval_every, eval_episodes=args.eval_episodes, reward_threshold=args.reward_threshold,
-            run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
-            torch_threads=args.torch_threads,
-        )
+        config = build_experiment_config(args)
         if args.mode == "debug":
             run_local(config)
             return 0
@@ -121,7 +141,8 @@ def _train(args: argparse.Namespace) -> int:
             address=(args.address or "auto") if args.mode == "cluster" else None,
         )
     except ValueError as error:
-        print(f"distrl: configuration error: {error}", file=sys.stderr)
+        source = f" (options from --config {args.config} where no flag sets them)" if args.config else ""
+        print(f"distrl: configuration error: {error}{source}", file=sys.stderr)
         return 2
     try:
         run_distributed(config, dist)
@@ -143,17 +164,54 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``distrl`` parser and its ``train`` subparser (which a config file fills defaults into)."""
     parser = argparse.ArgumentParser(prog="distrl", description="Acme-style distributed RL on PyTorch and Ray.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    _train_parser(subparsers)
+    train_parser = _train_parser(subparsers)
     _bench_parser(subparsers)
-    return parser
+    return parser, train_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``distrl`` parser (without a config file's defaults; ``parse_args`` applies those)."""
+    return _build_parsers()[0]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parses a ``distrl`` command line; for ``train``, a ``--config`` file's values fill the unset options.
+
+    The file's options become the train parser's defaults and the command line
+    is parsed again, so explicit flags win; its ``agent_config`` goes before
+    the ``--set`` overrides, so those win too. Raises ``ConfigError`` for a bad
+    file; exits 2 (argparse's usage error) when no agent or env is given.
+    """
+    parser, train_parser = _build_parsers()
+    args = parser.parse_args(argv)
+    if args.command != "train":
+        return args
+    config_file = None
+    if args.config is not None:
+        from distrl.experiments.config_file import load_config_file
+
+        # argparse has no public way to list a parser's options.
+        config_file = load_config_file(args.config, train_parser._actions)
+        train_parser.set_defaults(**config_file.options)
+        args = parser.parse_args(argv)
+    missing = [f"--{name}" for name in ("agent", "env") if getattr(args, name) is None]
+    if missing:
+        train_parser.error(f"the following arguments are required: {', '.join(missing)} (as flags or in --config)")
+    if config_file is not None:
+        args.overrides = config_file.agent_overrides(args.agent) + args.overrides
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as error:
+        print(f"distrl: configuration error: {error}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
     except KeyboardInterrupt:
