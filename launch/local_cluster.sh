@@ -40,10 +40,6 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cluster_sh="$repo_root/launch/lib/ray_cluster.sh"
 helpers="$repo_root/launch/lib/ray_helpers.py"
 venv="${DISTRL_VENV:-$repo_root/.venv}"
-if [ -x "$venv/bin/python" ]; then
-    PATH="$venv/bin:$PATH"
-fi
-python_bin="$(command -v python || command -v python3)"
 
 log() { echo "local_cluster: $*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -64,6 +60,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 [[ "$workers" =~ ^[0-9]+$ ]] || die "--workers wants a non-negative integer, got '$workers'"
+
+# The cluster runs from the project's environment (created or reused, as launch/train.sh does).
+bash "$repo_root/launch/setup.sh" >&2
+PATH="$venv/bin:$PATH"
+python_bin="$venv/bin/python"
 
 # distrl train options: run dir and config file made absolute (the job runs in a copy of the repository).
 train_args=()

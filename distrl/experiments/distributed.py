@@ -905,7 +905,13 @@ class _Driver:
         wait_fraction = float(learner.get("wait_fraction", 0.0))
         backpressure = self._backpressure_fraction()
         server_insert_wait = float(self.replay_info.get("insert_wait_s", 0.0))
-        if wait_fraction > 0.1:
+        if self.config.builder.synchronous:
+            bottleneck = (
+                f"lockstep: synchronous on-policy learning, each update waits for a round from every actor and "
+                f"each actor for the update (the learner waited {wait_fraction:.0%} of the time); the round trip "
+                f"bounds throughput, and max_policy_lag > 0 runs asynchronously"
+            )
+        elif wait_fraction > 0.1:
             bottleneck = (
                 f"actors/replay: the learner waited for data {wait_fraction:.0%} of the time; "
                 f"more env actors (or envs per actor) or a higher replay ratio would keep it busy"
