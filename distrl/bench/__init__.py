@@ -12,6 +12,7 @@ import importlib
 from typing import Sequence
 
 BENCHMARKS = {
+    "insert": "distrl.bench.insert",
     "replay": "distrl.bench.replay",
     "system": "distrl.bench.system",
 }

@@ -17,8 +17,16 @@ updates per env step) the run is learner-bound on a small machine, so more
 actors mostly add backpressure; ``--set samples_per_insert=4`` shows the
 acting side instead.
 
+Because those runs cannot show the insert path's capacity, the benchmark
+then runs the ``insert`` benchmark (``distrl.bench.insert``) on the same Ray
+instance: W writer actors inserting DQN transitions into one replay server
+with a limiter that never makes inserts wait, at the DQN adder's batch size
+and at 256; its ``--insert-*`` options are that benchmark's options, and
+``--no-insert`` skips it.
+
     python -m distrl.bench system [--actors 1,2] [--seconds 20] [--num-cpus N]
         [--env gym:CartPole-v1] [--set KEY=VALUE ...]
+        [--insert-writers 1,2] [--insert-batch-sizes 16,256] [--insert-seconds 3] [--no-insert]
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import os
 import tempfile
 import time
 from typing import Any, NamedTuple, Sequence
+
+from distrl.bench import insert
 
 
 class Row(NamedTuple):
@@ -132,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--raw-seconds", type=float, default=2.0, help="seconds measuring the raw environment")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DQN config field (repeatable)")
+    insert.add_options(parser, prefix="insert-")
+    parser.add_argument("--no-insert", action="store_true", help="skip the insert-path measurement")
     args = parser.parse_args(argv)
     if not args.env.startswith("gym:"):
         parser.error("--env must be a gym:<id> environment (its raw step rate is measured with gymnasium)")
@@ -141,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--actors must be comma-separated integers, got {args.actors!r}")
     if not actor_counts or min(actor_counts) < 1:
         parser.error(f"--actors must list positive integers, got {args.actors!r}")
+    insert_options = None if args.no_insert else insert.options_from_args(args, parser, prefix="insert-")
     import ray
 
     from distrl.experiments.distributed import DistributedConfig, init_ray
@@ -149,17 +162,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     raw_rate = raw_env_steps_per_s(args.env[len("gym:"):], args.raw_seconds)
     rows = []
+    insert_report = None
     init_ray(DistributedConfig(num_cpus=cpus))
     try:
         with tempfile.TemporaryDirectory(prefix="distrl-bench-system-") as run_dir:
             for num_actors in actor_counts:
                 rows.append(run_one(args.env, num_actors, args.seconds, args.overrides, run_dir))
+        if not args.no_insert:
+            insert_report = insert.run(**insert_options)
     finally:
         ray.shutdown()
     print(format_report(rows, raw_rate, args.env, args.seconds, cpus))
-    print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s; "
-          f"total {time.perf_counter() - start:.1f} s")
-    return 0
+    print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s")
+    if insert_report is not None:
+        print(insert.format_report(insert_report))
+        print(insert_headroom(insert_report, rows))
+    print(f"total {time.perf_counter() - start:.1f} s")
+    return 0 if insert_report is None or insert_report["lost"] == 0 else 1
+
+
+def insert_headroom(report: dict[str, Any], rows: Sequence[Row]) -> str:
+    """One line: the insert path's capacity at the adder's batch size against
+    the env steps per second the runs above reached (one transition per step)."""
+    runtime = [r["transitions_per_s"] for r in report["rows"] if r["batch_size"] == report["runtime_batch_size"]]
+    best_env = max((row.env_steps_per_s for row in rows), default=0.0)
+    if not runtime or best_env <= 0:
+        return "insert-path headroom: not measured at the DQN adder's batch size"
+    capacity = max(runtime)
+    return (f"insert-path headroom: {capacity:,.0f} transitions/s at the DQN adder's batch "
+            f"{report['runtime_batch_size']} vs {best_env:,.0f} env steps/s above = {capacity / best_env:.1f}x")
 
 
 if __name__ == "__main__":

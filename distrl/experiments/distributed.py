@@ -67,7 +67,12 @@ from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
 from distrl.utils.seeding import derive_seed, seed_everything
-from distrl.variables.weight_store import RayVariableSource, WeightPublisher, create_weight_store
+from distrl.variables.weight_store import (
+    RayVariableSource,
+    WaitInterrupted,
+    WeightPublisher,
+    create_weight_store,
+)
 
 LEARNER_DEVICES = ("auto", "cuda", "cpu")
 
@@ -303,6 +308,8 @@ class EnvActorWorker:
                 self._run_single()
             else:
                 self._run_vector()
+        except WaitInterrupted:  # stop() ended a synchronous actor's wait for the next version.
+            pass
         except Exception:  # noqa: BLE001 - reported to the driver by stats().
             self._error = traceback.format_exc()
 
@@ -376,6 +383,7 @@ class EnvActorWorker:
         """Stops stepping, waits (``timeout`` seconds at most) for the thread and
         its outstanding inserts, and returns the final ``stats()``."""
         self._stop.set()
+        self._source.interrupt()
         self._thread.join(timeout)
         try:
             self._client.flush()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +33,14 @@ from distrl.types import Versioned
 
 #: Seconds a blocking weight fetch (the first one, or an evaluator's) waits at most.
 DEFAULT_FETCH_TIMEOUT_S = 600.0
+
+#: Seconds one parked ``wait_for_version`` call lasts before the caller checks
+#: whether it was interrupted and asks again.
+WAIT_SLICE_S = 1.0
+
+
+class WaitInterrupted(Exception):
+    """A wait for a newer weight version ended by ``RayVariableSource.interrupt()``."""
 
 
 class WeightStore:
@@ -234,6 +243,7 @@ class RayVariableSource(VariableSource):
         self._latest_future = None
         self._params_future = None
         self._params_version = -1
+        self._interrupted = threading.Event()
         self.fetch_errors = 0
         self.versions_loaded = 0
 
@@ -263,16 +273,23 @@ class RayVariableSource(VariableSource):
     def get_newer_variables(self, names: Sequence[str], than_version: int) -> Versioned[Mapping[str, Any]]:
         """Waits (``timeout`` seconds at most) until the store holds a version
         newer than ``than_version``, loads it and returns it; the store parks
-        the call until a publish, so waiting costs no polling."""
+        each call until a publish (slices of ``WAIT_SLICE_S``), so waiting
+        costs no polling, and ``interrupt()`` ends the wait within a slice
+        with ``WaitInterrupted``."""
         if self.version <= than_version:
             deadline = time.monotonic() + self._timeout
+            version, refs = -1, None
             try:
-                version, refs = ray.get(
-                    self._store.wait_for_version.remote(than_version + 1, self._timeout),
-                    timeout=self._timeout + 30.0,
-                )
-                if version <= than_version:
-                    raise ray.exceptions.GetTimeoutError()
+                while version <= than_version:
+                    if self._interrupted.is_set():
+                        raise WaitInterrupted(f"stopped while waiting for a version newer than {than_version}")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise ray.exceptions.GetTimeoutError()
+                    wait_s = min(WAIT_SLICE_S, remaining)
+                    version, refs = ray.get(
+                        self._store.wait_for_version.remote(than_version + 1, wait_s), timeout=wait_s + 30.0
+                    )
                 if version > self.version:
                     value = ray.get(refs[0], timeout=max(deadline - time.monotonic(), 1.0))
                     self._hold(version, value)
@@ -284,6 +301,10 @@ class RayVariableSource(VariableSource):
             self._latest_future = self._params_future = None
             self._calls = 0
         return self.get_variables(names)
+
+    def interrupt(self) -> None:
+        """Ends a ``get_newer_variables`` wait (now or later) with ``WaitInterrupted``: an actor is stopping."""
+        self._interrupted.set()
 
     def _fetch_blocking(self) -> None:
         """Waits until the store holds a version (newer than ours when we hold

@@ -181,7 +181,9 @@ def test_distributed_a2c_is_synchronous_by_default(ray_session, tmp_path):
     assert _metric_values(run_dir, "charts/dropped_segments")[-1] == 0.0
     # Actors stop mid-round, so up to one round per actor is left unconsumed.
     assert summary["env_steps"] // 20 - 2 <= summary["learner_steps"] <= summary["env_steps"] // 20
-    assert summary["distributed"]["actor_policy_versions"] == [summary["learner_steps"]] * 2
+    # An actor stopped while waiting for the last update holds the version before it.
+    versions = summary["distributed"]["actor_policy_versions"]
+    assert all(summary["learner_steps"] - 1 <= v <= summary["learner_steps"] for v in versions)
 
 
 def test_distributed_a2c_asynchronous_with_max_policy_lag(ray_session, tmp_path):

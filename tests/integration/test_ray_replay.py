@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
+import tree
 
 pytestmark = pytest.mark.ray
 
 ray = pytest.importorskip("ray")
 
-from distrl.replay.rate_limiters import SampleToInsertRatio  # noqa: E402
+from distrl.replay.rate_limiters import MinSize, SampleToInsertRatio  # noqa: E402
 from distrl.replay.samplers import UniformSampler  # noqa: E402
-from distrl.replay.server import RayReplayClient, create_replay_server  # noqa: E402
+from distrl.replay.server import RayReplayClient, ReplayServer, create_replay_server  # noqa: E402
 from distrl.replay.table import Table  # noqa: E402
 
 # Test modules are not importable on Ray workers: ship this one's functions by value.
@@ -152,3 +155,239 @@ def test_prefetching_iterator_over_ray_client(ray_session):
     assert ray.get(server.info.remote("t"))["samples"] == 4 * 8
     iterator.close()
     ray.kill(server)
+
+
+# Insert coalescing: while k calls are outstanding, small batches merge into bigger calls.
+
+COALESCE = 64  # The clients' max_coalesced_items below.
+SMALL_BATCH = 3
+
+
+def _wide_ratio_tables():
+    """Inserts stop about 210 items in until someone samples; the window
+    (error_buffer 200, spi 1) lets a merged call hold up to 100 items."""
+    return [Table("t", 1000, UniformSampler(seed=0), SampleToInsertRatio(1.0, 10, 200.0))]
+
+
+def _never_waiting_tables():
+    return [Table("t", 1000, UniformSampler(seed=0), MinSize(1))]
+
+
+def _queue_tables():
+    return [Table.queue("t", 12)]
+
+
+@ray.remote(num_cpus=0)
+def _small_batch_writer(server, num_batches: int, batch: int, k: int, max_coalesced_items: int,
+                        pause_s: float = 0.0) -> dict:
+    """Inserts batches with consecutive ids (and x = the batch index), checking
+    the in-flight and buffer bounds after every insert."""
+    client = RayReplayClient(server, "t", max_in_flight_inserts=k, timeout=60,
+                             max_coalesced_items=max_coalesced_items)
+    for b in range(num_batches):
+        client.insert({"id": np.arange(batch, dtype=np.int64) + b * batch, "x": np.full((batch, 3), b, np.float32)})
+        assert client.in_flight_inserts <= k
+        assert client.buffered_items < max(max_coalesced_items, 1)
+        if pause_s:
+            time.sleep(pause_s)
+    client.flush()
+    assert client.buffered_items == 0 and client.in_flight_inserts == 0
+    return client.stats()
+
+
+def _stored(server, table: str = "t") -> dict:
+    """The table's data in insertion order (the tables here never evict)."""
+    state = ray.get(server.get_state.remote())[table]["storage"]
+    return tree.unflatten_as(state["structure"], state["leaves"])
+
+
+def test_coalescing_limit_follows_the_table():
+    def tables():
+        return [
+            Table("plain", 300, UniformSampler(seed=0), MinSize(1)),
+            Table("ratio", 300, UniformSampler(seed=0), SampleToInsertRatio(2.0, 50, 40.0)),
+            Table("narrow", 300, UniformSampler(seed=0), SampleToInsertRatio(1.0, 10, 5.0)),
+            Table.queue("queue", 12),
+        ]
+
+    server = ReplayServer(tables)  # The plain class: no actor needed.
+    assert server.coalescing_limit("plain") == 300  # Inserts never wait: up to max_size.
+    assert server.coalescing_limit("ratio") == 10  # error_buffer / (2 * spi).
+    assert server.coalescing_limit("narrow") == 2
+    assert server.coalescing_limit("queue") == 0  # Never merge into a queue.
+    with pytest.raises(ValueError, match="max_coalesced_items"):
+        RayReplayClient(None, "t", max_coalesced_items=-1)
+
+
+@pytest.mark.parametrize("k", [1, K])
+def test_inserts_merge_while_the_server_is_behind_and_arrive_once_in_order(ray_session, k):
+    """Merged calls carry every item once, in order. With k > 1 the server runs
+    a client's outstanding calls on concurrent threads, so two calls waiting
+    on the limiter together may land in either order (with or without
+    merging): only k = 1 checks the order across calls."""
+    server = create_replay_server(_wide_ratio_tables, insert_concurrency=4)
+    assert ray.get(server.coalescing_limit.remote("t")) == 100
+    num_batches = 150
+    total = num_batches * SMALL_BATCH
+    writer = _small_batch_writer.remote(server, num_batches, SMALL_BATCH, k, COALESCE)
+    # Let the writer run into the limiter (its k calls then wait on the server
+    # and its batches pile up in the client), then release it by sampling.
+    deadline = time.monotonic() + 60
+    while ray.get(server.info.remote("t"))["inserts"] < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert ray.get(server.info.remote("t"))["inserts"] < total
+    assert not ray.wait([writer], timeout=0)[0]
+    sampler = RayReplayClient(server, "t", timeout=60)
+    while not ray.wait([writer], timeout=0)[0]:
+        if sampler.can_sample(50):
+            sampler.sample(50)
+        else:
+            time.sleep(0.02)
+    stats = ray.get(writer)
+    assert stats["coalescing_limit"] == COALESCE  # min(max_coalesced_items, the server's 100).
+    assert stats["coalesced_calls"] > 0 and stats["coalesced_batches"] > stats["coalesced_calls"]
+    assert stats["insert_calls"] < num_batches
+    assert stats["insert_calls"] == num_batches - stats["coalesced_batches"] + stats["coalesced_calls"]
+    assert SMALL_BATCH < stats["max_call_items"] <= COALESCE
+    assert 0 < stats["max_buffered_seen"] < COALESCE
+    assert stats["max_in_flight_seen"] == k
+    assert stats["insert_wait_s"] > 0
+    assert stats["items_inserted"] == total and stats["items_buffered"] == 0
+    assert ray.get(server.info.remote("t"))["inserts"] == total
+    data = _stored(server)
+    np.testing.assert_array_equal(np.sort(data["id"]), np.arange(total))  # Every item exactly once,
+    np.testing.assert_array_equal(data["x"][:, 0], data["id"] // SMALL_BATCH)  # with its own data.
+    if k == 1:
+        np.testing.assert_array_equal(data["id"], np.arange(total))  # In order.
+    ray.kill(server)
+
+
+def test_inserts_are_not_merged_while_the_server_keeps_up(ray_session):
+    server = create_replay_server(_never_waiting_tables)
+    ray.get(server.info.remote("t"))  # The actor is up: its start-up would hold the first calls.
+    num_batches = 15
+    stats = ray.get(_small_batch_writer.remote(server, num_batches, SMALL_BATCH, K, COALESCE, pause_s=0.1))
+    assert stats["coalesced_calls"] == 0 and stats["max_buffered_seen"] == 0
+    assert stats["insert_calls"] == num_batches and stats["max_call_items"] == SMALL_BATCH
+    np.testing.assert_array_equal(_stored(server)["id"], np.arange(num_batches * SMALL_BATCH))
+    ray.kill(server)
+
+
+def test_queue_tables_are_never_merged_into(ray_session):
+    """A2C's queue holds batch + one round; a call of two rounds could deadlock
+    it (or never fit), so the client submits every round alone and waits."""
+    server = create_replay_server(_queue_tables)
+    assert ray.get(server.coalescing_limit.remote("t")) == 0
+    num_rounds, round_items = 10, 4
+    writer = _small_batch_writer.remote(server, num_rounds, round_items, 1, COALESCE)
+    sampler = RayReplayClient(server, "t", timeout=60)
+    ids = np.concatenate([sampler.sample(8).data["id"] for _ in range(num_rounds * round_items // 8)])
+    stats = ray.get(writer)
+    np.testing.assert_array_equal(ids, np.arange(num_rounds * round_items))
+    assert stats["coalescing_limit"] == 0 and stats["coalesced_calls"] == 0
+    assert stats["insert_calls"] == num_rounds and stats["max_call_items"] == round_items
+    assert stats["insert_wait_s"] > 0
+    ray.kill(server)
+
+
+def test_merged_inserts_still_raise_the_servers_timeout(ray_session):
+    """No sampler: the limiter stops admitting inserts, the client merges up
+    to its limit, then waits on the oldest call, which fails server-side."""
+    server = create_replay_server(functools.partial(_make_tables, 1.0, 10, 100.0))  # Merge limit 50.
+    client = RayReplayClient(server, "t", max_in_flight_inserts=K, timeout=1.0)
+    batch = {"id": np.zeros(4, np.int64), "x": np.ones((4, 3), np.float32)}
+    with pytest.raises(TimeoutError, match="table 't'.*may be inserted"):
+        for _ in range(100):
+            client.insert(batch)
+            assert client.in_flight_inserts <= K and client.buffered_items < 50
+    stats = client.stats()
+    assert stats["coalescing_limit"] == 50 and stats["items_buffered"] > 0
+    assert stats["max_in_flight_seen"] == K and stats["insert_wait_s"] > 0.5
+    ray.kill(server)
+
+
+class _FakeMethod:
+    def __init__(self, fn):
+        self.remote = fn
+
+
+class _ScriptedServer:
+    """Stands in for a server handle: each insert call is recorded with a
+    Future that finishes only when the test says so."""
+
+    def __init__(self, limit: int):
+        self.calls: list = []  # (ids, priorities, future) per insert call, in submission order.
+        self.finish_at_once = False
+        self.insert = _FakeMethod(self._insert)
+        self.coalescing_limit = _FakeMethod(lambda table: ray.put(limit))
+
+    def _insert(self, table, items, priorities, timeout):
+        future = concurrent.futures.Future()
+        self.calls.append((items["id"].copy(), None if priorities is None else np.array(priorities), future))
+        if self.finish_at_once:
+            future.set_result(len(items["id"]))
+        return types.SimpleNamespace(future=lambda: future)
+
+    def finish(self, count: int | None = None) -> None:
+        """Finishes the oldest ``count`` unfinished calls (all when None)."""
+        open_calls = [future for _, _, future in self.calls if not future.done()]
+        for future in open_calls[:count]:
+            future.set_result(len(open_calls))
+
+    def sizes(self) -> list[int]:
+        return [len(ids) for ids, _, _ in self.calls]
+
+
+def _ids(start: int, n: int = 2) -> dict:
+    return {"id": np.arange(start, start + n, dtype=np.int64)}
+
+
+def test_client_holds_merged_batches_until_full_or_caught_up(ray_session):
+    """The client's state machine step by step (k = 2, merge limit 8, batches of 2)."""
+    server = _ScriptedServer(limit=100)
+    client = RayReplayClient(server, "t", max_in_flight_inserts=2, max_coalesced_items=8)
+    client.insert(_ids(0))
+    client.insert(_ids(2))
+    assert server.sizes() == [2, 2]  # The server keeps up: each batch at once.
+    client.insert(_ids(4))  # k outstanding: behind, the batch is held.
+    assert server.sizes() == [2, 2] and client.buffered_items == 2
+    assert client.stats()["coalescing_limit"] == 8  # min(max_coalesced_items, the server's 100).
+    server.finish(1)
+    client.insert(_ids(6))  # A slot is free but a call is still outstanding: held for a bigger call.
+    client.insert(_ids(8))
+    assert server.sizes() == [2, 2] and client.buffered_items == 6
+    client.insert(_ids(10))  # The buffer reaches the limit: one call of 8 items.
+    assert server.sizes() == [2, 2, 8] and client.buffered_items == 0
+    client.insert(_ids(12))  # Still behind (2 outstanding).
+    assert server.sizes() == [2, 2, 8]
+    server.finish()
+    client.insert(_ids(14))  # Every call finished: caught up, the buffer and the batch go as one call.
+    assert server.sizes() == [2, 2, 8, 4]
+    client.insert(_ids(16))  # Not behind any more: at once again.
+    assert server.sizes() == [2, 2, 8, 4, 2]
+    # Priorities: a batch of the other kind sends the buffer first, alone.
+    client.insert(_ids(18))  # k outstanding: behind, held.
+    server.finish(1)
+    client.insert(_ids(20), priorities=np.ones(2))  # The buffer goes alone; the new batch is held.
+    assert server.sizes() == [2, 2, 8, 4, 2, 2] and client.buffered_items == 2
+    server.finish()
+    server.finish_at_once = True
+    client.flush()  # Sends the buffer and waits for everything.
+    server.finish_at_once = False
+    assert server.sizes() == [2, 2, 8, 4, 2, 2, 2] and client.buffered_items == 0
+    assert server.calls[-2][1] is None and server.calls[-1][1].tolist() == [1.0, 1.0]
+    # Errors of finished calls are raised by the next insert, which does not take its batch.
+    client.insert(_ids(22))
+    server.calls[-1][2].set_exception(RuntimeError("insert failed"))
+    with pytest.raises(RuntimeError, match="insert failed"):
+        client.insert(_ids(24))
+    assert client.stats()["items_inserted"] == 24
+    client.insert(_ids(24))
+    server.finish()
+    client.flush()
+    np.testing.assert_array_equal(np.concatenate([ids for ids, _, _ in server.calls]), np.arange(26))
+    stats = client.stats()
+    assert stats["items_inserted"] == 26 and stats["insert_calls"] == len(server.calls) == 9
+    assert (stats["coalesced_calls"], stats["coalesced_batches"]) == (2, 6)
+    assert stats["max_call_items"] == 8 and stats["max_buffered_seen"] == 6 and stats["max_in_flight_seen"] == 2

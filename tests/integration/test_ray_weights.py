@@ -116,3 +116,43 @@ def test_first_fetch_times_out_with_clear_error(ray_session):
     with pytest.raises(TimeoutError, match="published no version"):
         RayVariableSource(store, timeout=0.3).get_variables(["net"])
     ray.kill(store)
+
+
+def test_get_newer_variables_waits_for_a_publish_and_can_be_interrupted(ray_session):
+    """A synchronous actor's wait: parked on the store until the next publish;
+    interrupt() (an actor stopping) ends it instead of its long timeout."""
+    import threading
+
+    from distrl.variables.weight_store import WaitInterrupted
+
+    store = create_weight_store()
+    learner = _CountingLearner()
+    publisher = WeightPublisher(learner, store, publish_period=1, names=["net"])
+    publisher.publish()
+    source = RayVariableSource(store, update_period=1000, timeout=120.0)
+    assert source.get_variables(["net"]).version == 0
+    results: list = []
+    waiter = threading.Thread(target=lambda: results.append(source.get_newer_variables(["net"], 0)))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive() and not results  # Nothing newer than 0 yet.
+    learner.step()
+    publisher.after_step()
+    waiter.join(timeout=30)
+    assert results[0].version == 1 and results[0].value["net"]["w"][0] == 1.0
+
+    errors: list = []
+
+    def wait_forever() -> None:
+        try:
+            source.get_newer_variables(["net"], 1)
+        except WaitInterrupted as error:
+            errors.append(error)
+
+    waiter = threading.Thread(target=wait_forever)
+    waiter.start()
+    time.sleep(0.3)
+    source.interrupt()
+    waiter.join(timeout=30)  # Within a wait slice (1 s), far below the 120 s timeout.
+    assert not waiter.is_alive() and len(errors) == 1
+    ray.kill(store)
