@@ -55,7 +55,7 @@ from distrl.agents.builder import Builder
 from distrl.core import Actor, BatchedActor, VariableSource
 from distrl.environment_loop import VectorEnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
-from distrl.experiments.evaluation import evaluate
+from distrl.experiments.evaluation import RecordingVariableSource, evaluate_and_keep_best
 from distrl.experiments.local import experiment_record
 from distrl.experiments.prefetch import PrefetchingIterator, PrefetchStopped
 from distrl.experiments.reporting import RunRecorder
@@ -718,12 +718,12 @@ class _Driver:
         self.trackers = [_ActorTracker(handle) for handle in self.actors]
         ray.get(self.learner.start.remote(), timeout=dist.wait_timeout_s)
 
-    def _evaluation_actor(self) -> Actor:
+    def _evaluation_actor(self) -> tuple[Actor, RecordingVariableSource]:
         builder = self.config.builder
         networks = self.config.network_factory(self.spec)
         policy = builder.make_policy(networks, evaluation=True, seed=derive_seed(self.config.seed, "eval_policy"))
-        source = RayVariableSource(self.store, blocking=True, timeout=self.dist.wait_timeout_s)
-        return builder.make_actor(policy, networks, source, None)
+        source = RecordingVariableSource(RayVariableSource(self.store, blocking=True, timeout=self.dist.wait_timeout_s))
+        return builder.make_actor(policy, networks, source, None), source
 
     def run(self) -> dict[str, Any]:
         config, dist = self.config, self.dist
@@ -741,7 +741,7 @@ class _Driver:
     def _run(self, recorder: RunRecorder) -> dict[str, Any]:
         self._start_components()
         config, dist = self.config, self.dist
-        eval_actor = self._evaluation_actor()
+        eval_actor, eval_source = self._evaluation_actor()
         start = time.perf_counter()
         self.learner_stats: dict[str, Any] = {}
         self.learner_pending: "ray.ObjectRef | None" = None
@@ -752,13 +752,11 @@ class _Driver:
         next_eval = config.eval_every
 
         def run_evaluation(env_steps: int) -> None:
-            eval_actor.update(wait=True)
-            # A fresh, identically seeded environment each time (as run_local):
-            # every evaluation starts from the same initial states.
-            eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
-            result = evaluate(eval_environment, eval_actor, config.eval_episodes)
-            eval_environment.close()
-            recorder.record_evaluation(result, env_steps, int(self.learner_stats.get("steps", 0)))
+            evaluate_and_keep_best(
+                config, eval_actor, eval_source,
+                lambda result: recorder.record_evaluation(result, env_steps, int(self.learner_stats.get("steps", 0))),
+                recorder.run_dir, env_steps,
+            )
 
         while True:
             time.sleep(self._sleep_s(start))

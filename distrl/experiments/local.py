@@ -27,7 +27,7 @@ import torch
 from distrl.core import Actor, BatchedActor, Learner
 from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
-from distrl.experiments.evaluation import evaluate
+from distrl.experiments.evaluation import RecordingVariableSource, evaluate_and_keep_best
 from distrl.experiments.reporting import RunRecorder
 from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
 from distrl.specs import make_environment_spec
@@ -140,7 +140,8 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     )
     policy = builder.make_policy(actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0))
     eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
-    eval_actor = builder.make_actor(eval_policy, eval_networks, learner, None)
+    eval_source = RecordingVariableSource(learner)
+    eval_actor = builder.make_actor(eval_policy, eval_networks, eval_source, None)
 
     def on_episode_end(result: dict[str, float]) -> None:
         if result["completed"]:
@@ -169,13 +170,11 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     actor.update(wait=True)  # Start from version 0, so the first data is tagged with it.
 
     def run_evaluation(env_steps: int) -> None:
-        # A fresh environment with one seed per run: every evaluation starts
-        # from the same initial states, so evaluations compare like with like.
-        eval_environment = config.environment_factory(derive_seed(config.seed, "eval"))
-        eval_actor.update(wait=True)
-        result = evaluate(eval_environment, eval_actor, config.eval_episodes)
-        eval_environment.close()
-        recorder.record_evaluation(result, env_steps, learner.steps)
+        evaluate_and_keep_best(
+            config, eval_actor, eval_source,
+            lambda result: recorder.record_evaluation(result, env_steps, learner.steps),
+            recorder.run_dir, env_steps,
+        )
 
     env_steps = 0
     next_eval = config.eval_every

@@ -65,6 +65,7 @@ class RunRecorder:
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)
         self.episodes = 0
         self.eval_history: list[dict[str, float]] = []
+        self.best_evaluation: dict[str, float] | None = None
         self.solved_at_env_steps: int | None = None
         self.solved_at_wall_clock_s: float | None = None
         self._bar = tqdm(
@@ -102,9 +103,15 @@ class RunRecorder:
         self._bar.update(max(0, env_steps - self._bar_steps))
         self._bar_steps = max(self._bar_steps, env_steps)
 
-    def record_evaluation(self, result: EvaluationResult, env_steps: int, learner_steps: int) -> None:
-        """Logs an evaluation and notes the first one at or above the reward threshold."""
+    def record_evaluation(self, result: EvaluationResult, env_steps: int, learner_steps: int) -> bool:
+        """Logs an evaluation and notes the first one at or above the reward threshold.
+
+        Returns True when its mean return beats every earlier evaluation's
+        (the caller then keeps the evaluated weights as the best policy).
+        """
         mean, std = float(np.mean(result.returns)), float(np.std(result.returns))
+        best = self.best_evaluation
+        is_best = best is None or mean > best["return_mean"]
         self.eval_history.append(
             {"env_steps": env_steps, "learner_steps": learner_steps, "wall_clock_s": round(self.elapsed_s, 3),
              "return_mean": mean, "return_std": std, "length_mean": float(np.mean(result.lengths))}
@@ -113,6 +120,9 @@ class RunRecorder:
         if self.solved_at_env_steps is None and self.reward_threshold is not None and mean >= self.reward_threshold:
             self.solved_at_env_steps = env_steps
             self.solved_at_wall_clock_s = round(self.elapsed_s, 3)
+        if is_best:
+            self.best_evaluation = self.eval_history[-1]
+        return is_best
 
     def finish(self, env_steps: int, learner_steps: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Writes ``summary.json``, prints the summary line and returns the summary."""
@@ -130,6 +140,8 @@ class RunRecorder:
             "wall_clock_s": round(self.elapsed_s, 3),
             "final_eval_return": None if final is None else final["return_mean"],
             "final_eval_return_std": None if final is None else final["return_std"],
+            "best_eval_return": None if self.best_evaluation is None else self.best_evaluation["return_mean"],
+            "best_eval_env_steps": None if self.best_evaluation is None else int(self.best_evaluation["env_steps"]),
             "reward_threshold": self.reward_threshold,
             "solved_at_env_steps": self.solved_at_env_steps,
             "solved_at_wall_clock_s": self.solved_at_wall_clock_s,
@@ -148,6 +160,9 @@ def summary_line(summary: Mapping[str, Any]) -> str:
     """One line a person can read at a glance (and grep in CI logs)."""
     final = summary["final_eval_return"]
     final_text = "n/a" if final is None else f"{final:.1f} +- {summary['final_eval_return_std']:.1f}"
+    best = summary.get("best_eval_return")
+    if best is not None and best > final:
+        final_text += f" (best {best:.1f} at {summary['best_eval_env_steps']} env steps: best_policy.pt)"
     if summary["solved_at_env_steps"] is not None:
         solved = f"solved at {summary['solved_at_env_steps']} env steps ({summary['solved_at_wall_clock_s']:.1f} s)"
     elif summary["reward_threshold"] is None:

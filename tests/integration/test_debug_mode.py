@@ -6,10 +6,14 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distrl.experiments import make_experiment_config, run_local
+from distrl.experiments.evaluation import evaluate
 from distrl.specs import make_environment_spec
+from distrl.utils.checkpointing import load_checkpoint
+from distrl.utils.seeding import derive_seed
 
 SUMMARY_KEYS = {
     "agent", "env", "seed", "mode", "env_steps", "learner_steps", "wall_clock_s",
@@ -57,6 +61,26 @@ def test_samples_per_insert_holds_exactly(tmp_path):
     assert replay["samples"] == summary["learner_steps"] * batch
     diff = replay["inserts"] * limiter.samples_per_insert - replay["samples"]
     assert limiter.min_diff - batch < diff <= limiter.min_diff + batch
+
+
+def test_best_policy_file_holds_the_best_evaluated_weights(tmp_path):
+    """best_policy.pt holds the weights of the first evaluation with the highest
+    mean return; loaded into fresh networks they score that return again."""
+    config = _small_dqn(tmp_path, seed=0, steps=4_000)
+    summary = run_local(config)
+    best = max(summary["evaluations"], key=lambda e: e["return_mean"])
+    saved = load_checkpoint(Path(summary["run_dir"]) / "best_policy.pt")
+    assert saved["env_steps"] == best["env_steps"] == summary["best_eval_env_steps"]
+    assert saved["eval_return_mean"] == best["return_mean"] == summary["best_eval_return"]
+    assert saved["version"] == best["learner_steps"] > 0
+    assert (saved["agent"], saved["env"]) == ("dqn", "gym:CartPole-v1")
+
+    spec = make_environment_spec(config.environment_factory(0))
+    networks = config.network_factory(spec)
+    networks.q_network.load_state_dict(saved["variables"]["q_network"])
+    actor = config.builder.make_actor(config.builder.make_policy(networks, evaluation=True, seed=0), networks, None, None)
+    result = evaluate(config.environment_factory(derive_seed(config.seed, "eval")), actor, config.eval_episodes)
+    assert float(np.mean(result.returns)) == best["return_mean"]
 
 
 def test_cli_train_writes_run_directory(run_cli, tmp_path):

@@ -18,6 +18,7 @@ from distrl.experiments.distributed import (  # noqa: E402
     apex_epsilon,
     run_distributed,
 )
+from distrl.utils.checkpointing import load_checkpoint  # noqa: E402
 from distrl.utils.config import ConfigError  # noqa: E402
 
 # samples_per_insert 8 (not 32): a quarter of the learner work per env step,
@@ -159,6 +160,10 @@ def test_short_distributed_run_for_each_agent(ray_session, tmp_path, agent, env,
     assert summary["final_eval_return"] is not None
     assert dist["actor_version_regressions"] == 0 and dist["published_version"] > 0
     assert (Path(summary["run_dir"]) / "checkpoint.pt").exists()
+    best = load_checkpoint(Path(summary["run_dir"]) / "best_policy.pt")
+    assert best["eval_return_mean"] == summary["best_eval_return"] >= summary["final_eval_return"]
+    assert 0 <= best["version"] <= dist["published_version"]
+    assert set(best["variables"]) == {"policy"}
 
 
 def _metric_values(run_dir: Path, name: str) -> list[float]:
