@@ -45,6 +45,7 @@ import time
 import traceback
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -62,7 +63,7 @@ from distrl.experiments.reporting import RunRecorder
 from distrl.replay.server import CLIENT_TIMEOUT_MARGIN_S, RayReplayClient, create_replay_server
 from distrl.specs import EnvironmentSpec, make_environment_spec
 from distrl.types import Versioned
-from distrl.utils.checkpointing import save_checkpoint
+from distrl.utils.checkpointing import load_checkpoint, save_checkpoint
 from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
@@ -90,6 +91,12 @@ class DistributedConfig:
     """Where the learner runs: auto (CUDA when the cluster has a GPU), cuda or cpu."""
     max_restarts: int = -1
     """Ray restarts of a crashed environment actor; -1: unlimited, 0: none."""
+    learner_max_restarts: int = 3
+    """Ray restarts of a crashed learner process (it resumes from its last checkpoint); 0: none."""
+    learner_checkpoint_period_s: float | None = 60.0
+    """Seconds between the learner's own checkpoints (``checkpoint.pt`` in the run directory,
+    written atomically by the learner thread) that a restarted learner resumes from;
+    None: only the final one, and a restarted learner starts afresh."""
     publish_period: int | None = None
     """Learner steps between weight publishes (one ray.put each); None: 10, or 1 for a
     synchronous agent (A2C by default), whose actors wait for every version."""
@@ -123,6 +130,10 @@ class DistributedConfig:
                 f"be one of {', '.join(LEARNER_DEVICES)}")
         require(isinstance(self.max_restarts, int) and self.max_restarts >= -1, owner, "max_restarts",
                 self.max_restarts, "be an integer >= -1")
+        require(isinstance(self.learner_max_restarts, int) and self.learner_max_restarts >= 0, owner,
+                "learner_max_restarts", self.learner_max_restarts, "be an integer >= 0")
+        require(self.learner_checkpoint_period_s is None or self.learner_checkpoint_period_s > 0, owner,
+                "learner_checkpoint_period_s", self.learner_checkpoint_period_s, "be > 0 seconds or None")
         require(self.publish_period is None or (isinstance(self.publish_period, int) and self.publish_period >= 1),
                 owner, "publish_period", self.publish_period, "be a positive integer or None")
         for name in ("update_period", "max_in_flight_inserts", "prefetch", "sample_batches_per_call"):
@@ -350,9 +361,13 @@ class EnvActorWorker:
         loop = VectorEnvironmentLoop(self._environments, self._actor, counter, on_episode_end=on_episode_end)
         chunk = 8 * len(self._environments)
         while not self._stop.is_set():
-            loop.run(num_steps=chunk)
-            self._env_steps = int(counter.get("env_steps"))
-            self._track_version()
+            try:
+                loop.run(num_steps=chunk)
+            finally:
+                # Also when stop() interrupts the wait for the next version
+                # mid-chunk: the round just inserted and the version held count.
+                self._env_steps = int(counter.get("env_steps"))
+                self._track_version()
 
     def stats(self) -> dict[str, Any]:
         """Counters since this incarnation started; ``episodes`` are drained
@@ -398,7 +413,14 @@ class LearnerWorker:
     The constructor builds the learner and publishes version 0 (so actors
     can start acting at once); ``start()`` starts stepping; ``stop()`` ends
     the thread (a wait for data is interrupted), publishes the final version
-    and returns the final stats.
+    and returns the final stats. Every ``learner_checkpoint_period_s`` the
+    thread writes the learner's state to ``checkpoint_path``.
+
+    When Ray restarts the process after a crash, the constructor restores
+    that checkpoint and starts stepping by itself. Its step count (the
+    weight version) becomes one more than the newest version in the weight
+    store, so versions still only increase and the actors load the restored
+    weights at once; the updates made after the checkpoint are lost.
     """
 
     def __init__(
@@ -412,11 +434,19 @@ class LearnerWorker:
         device: str,
         dist: DistributedConfig,
         sampling: "_Sampling",
+        checkpoint_path: str,
     ) -> None:
-        seed_everything(derive_seed(config.seed, "learner"))
+        restarted = _restarted()
+        self.incarnation = uuid.uuid4().hex[:8]
+        # A restarted learner must not replay its first incarnation's random stream.
+        seed_everything(derive_seed(config.seed, "learner", *((self.incarnation,) if restarted else ())))
         torch.set_num_threads(config.torch_threads)
         builder = config.builder
         self._device = torch.device(device)
+        newest_version = ray.get(store.claim.remote(self.incarnation), timeout=dist.wait_timeout_s)
+        if restarted:
+            # Sample calls the dead learner left waiting would take data meant for this one.
+            ray.get(server.cancel_sample_waits.remote(table), timeout=dist.wait_timeout_s)
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
         self._stop = threading.Event()
         self._iterator = PrefetchingIterator(
@@ -430,15 +460,42 @@ class LearnerWorker:
         self._learner = builder.make_learner(
             networks, self._iterator, self._client, self._counter, self._logger, self._device
         )
+        self._checkpoint_path = Path(checkpoint_path)
+        self._checkpoint_period_s = dist.learner_checkpoint_period_s
+        self._next_checkpoint = time.monotonic() + (self._checkpoint_period_s or 0.0)
+        self.checkpoints = 0
+        self.checkpoint_s = 0.0
+        self.restored_from_steps: int | None = None
+        if restarted:
+            self._restore(newest_version)
         self._publisher = WeightPublisher(
-            self._learner, store, sampling.publish_period, names, timeout=dist.wait_timeout_s
+            self._learner, store, sampling.publish_period, names, timeout=dist.wait_timeout_s,
+            publisher=self.incarnation,
         )
         self._publisher.publish()
         self._publisher.flush()
-        self._steps = 0
         self._error: str | None = None
         self._thread: threading.Thread | None = None
         self._steady_start: tuple[float, float] | None = None  # (time, wait_s) after the first batch.
+        if restarted:
+            self.start()
+
+    def _restore(self, newest_version: int) -> None:
+        """Loads the last checkpoint (when there is one) and moves the step
+        count past the newest published version."""
+        if self._checkpoint_path.exists():
+            state = dict(load_checkpoint(self._checkpoint_path)["learner"])
+            self.restored_from_steps = int(state["steps"])
+        else:
+            state = dict(self._learner.save())
+        state["steps"] = max(int(state["steps"]), int(newest_version) + 1)
+        self._learner.restore(state)
+
+    def _write_checkpoint(self) -> None:
+        start = time.perf_counter()
+        save_checkpoint(self._checkpoint_path, {"learner": _to_cpu(self._learner.save())})
+        self.checkpoints += 1
+        self.checkpoint_s += time.perf_counter() - start
 
     def start(self) -> None:
         """Starts the learner thread (idempotent)."""
@@ -451,10 +508,12 @@ class LearnerWorker:
         try:
             while not stop.is_set():
                 learner.step()
-                self._steps += 1
                 if self._steady_start is None:
                     self._steady_start = (time.perf_counter(), self._iterator.wait_s)
                 publisher.after_step()
+                if self._checkpoint_period_s is not None and time.monotonic() >= self._next_checkpoint:
+                    self._write_checkpoint()
+                    self._next_checkpoint = time.monotonic() + self._checkpoint_period_s
         except PrefetchStopped:
             pass
         except Exception:  # noqa: BLE001 - reported to the driver by stats().
@@ -479,7 +538,11 @@ class LearnerWorker:
             if elapsed > 0:
                 wait_fraction = (self._iterator.wait_s - wait0) / elapsed
         return {
-            "steps": self._steps,
+            "steps": self._learner.steps,
+            "incarnation": self.incarnation,
+            "restored_from_steps": self.restored_from_steps,
+            "checkpoints": self.checkpoints,
+            "checkpoint_s": self.checkpoint_s,
             "published_version": self._publisher.version,
             "publishes": self._publisher.publishes,
             "publish_s": self._publisher.publish_s,
@@ -550,6 +613,10 @@ class PollState:
     """Restarts seen per actor (a new incarnation answered)."""
     steps_by_incarnation: list
     """Per actor, {incarnation: env steps} of every incarnation seen."""
+    learner: Any
+    """Handle of the learner actor."""
+    learner_stats: dict
+    """Latest ``LearnerWorker.stats()`` (empty until the first reply)."""
 
 
 class _ActorTracker:
@@ -694,14 +761,20 @@ class _Driver:
         self.handles.append(self.store)
         self.table = ray.get(self.server.table_names.remote(), timeout=dist.wait_timeout_s)[0]
 
-        learner_options: dict[str, Any] = {"num_cpus": learner_cpus, "max_concurrency": 4, "max_restarts": 0}
+        learner_options: dict[str, Any] = {
+            "num_cpus": learner_cpus, "max_concurrency": 4,
+            "max_restarts": dist.learner_max_restarts, "max_task_retries": 0,
+        }
         if self.device == "cuda":
             learner_options["num_gpus"] = 1
         is_queue = ray.get(self.server.is_queue.remote(self.table), timeout=dist.wait_timeout_s)
         self.sampling = _Sampling.of(config.builder, dist, is_queue)
         self.learner = ray.remote(LearnerWorker).options(**learner_options).remote(
-            config, spec, self.server, self.table, self.store, self.names, self.device, dist, self.sampling
+            config, spec, self.server, self.table, self.store, self.names, self.device, dist, self.sampling,
+            str((self.recorder.run_dir / "checkpoint.pt").resolve()),
         )
+        self.learner_incarnations: list[str] = []
+        self.learner_unreachable_since: float | None = None
         self.handles.append(self.learner)
         actor_class = ray.remote(EnvActorWorker).options(
             num_cpus=actor_cpus, max_concurrency=4, max_restarts=dist.max_restarts,
@@ -775,6 +848,7 @@ class _Driver:
                     self.env_steps, learner_steps, now - start, list(self.actors),
                     [t.last for t in self.trackers], [t.restarts for t in self.trackers],
                     [dict(t.steps_by_incarnation) for t in self.trackers],
+                    self.learner, dict(self.learner_stats),
                 )))
             if stop_requested or self.env_steps >= config.max_env_steps:
                 break
@@ -836,15 +910,38 @@ class _Driver:
         if self.learner_pending is not None:
             ready, _ = ray.wait([self.learner_pending], timeout=0)
             if ready:
-                self._take_learner_stats(ray.get(self.learner_pending))
-                self.learner_pending = None
+                ref, self.learner_pending = self.learner_pending, None
+                try:
+                    stats = ray.get(ref)
+                except ray.exceptions.RayActorError as error:
+                    self._learner_unreachable(now, error)
+                else:
+                    self.learner_unreachable_since = None
+                    self._take_learner_stats(stats)
         if self.learner_pending is None:
             self.learner_pending = self.learner.stats.remote(self.env_steps)
         self.replay_info = ray.get(self.server.info.remote(self.table), timeout=dist.wait_timeout_s)
 
+    def _learner_unreachable(self, now: float, error: Exception) -> None:
+        """A stats call failed because the learner process died: Ray restarts it
+        (up to ``learner_max_restarts``) and it resumes by itself; the run fails
+        when it cannot be restarted or stays unreachable for ``wait_timeout_s``."""
+        dist = self.dist
+        if dist.learner_max_restarts == 0:
+            raise RuntimeError(f"the learner died (learner_max_restarts=0): {error}") from error
+        if self.learner_unreachable_since is None:
+            self.learner_unreachable_since = now
+        elif now - self.learner_unreachable_since > dist.wait_timeout_s:
+            raise RuntimeError(
+                f"the learner has been unreachable for {dist.wait_timeout_s:g} s "
+                f"(learner_max_restarts={dist.learner_max_restarts}): {error}"
+            ) from error
+
     def _take_learner_stats(self, stats: dict[str, Any]) -> None:
         if stats["error"]:
             raise RuntimeError(f"learner failed:\n{stats['error']}")
+        if stats["incarnation"] not in self.learner_incarnations:
+            self.learner_incarnations.append(stats["incarnation"])
         for metrics, env_steps in stats.pop("rows"):
             self.recorder.logger.write(metrics, env_steps)
         self.learner_stats = stats
@@ -947,6 +1044,10 @@ class _Driver:
             ),
             "actor_exploration": [None if t.last is None else t.last["exploration"] for t in self.trackers],
             "actor_restarts": [t.restarts for t in self.trackers],
+            "learner_restarts": max(0, len(self.learner_incarnations) - 1),
+            "learner_restored_from_steps": learner.get("restored_from_steps"),
+            "learner_checkpoints": learner.get("checkpoints", 0),
+            "learner_checkpoint_s": float(learner.get("checkpoint_s", 0.0)),
             "learner_wait_fraction": wait_fraction,
             "actor_backpressure_wait_fraction": backpressure,
             "replay_insert_wait_s": server_insert_wait,

@@ -39,6 +39,10 @@ import time
 from typing import Any, ClassVar, Mapping
 
 
+class SampleWaitCancelled(Exception):
+    """A sample wait ended by ``RateLimiter.cancel_sample_waits``."""
+
+
 class RateLimiter:
     """Keeps inserts * samples_per_insert - samples inside [min_diff, max_diff].
 
@@ -74,6 +78,7 @@ class RateLimiter:
         self._insert_wait_s = 0.0
         self._sample_wait_s = 0.0
         self._waiting = 0
+        self._sample_waits_cancelled = 0  # Generation: waits begun before a cancel end with SampleWaitCancelled.
 
     @property
     def lock(self) -> threading.RLock:
@@ -169,9 +174,15 @@ class RateLimiter:
                 )
             start = time.monotonic()
             deadline = start + timeout
+            generation = self._sample_waits_cancelled
             self._waiting += 1
             try:
                 while not allowed(num_items):
+                    if not inserting and self._sample_waits_cancelled != generation:
+                        raise SampleWaitCancelled(
+                            f"{waiter}: a wait to sample {num_items} item(s) was cancelled "
+                            f"(its caller was replaced); {self.describe()}"
+                        )
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(
@@ -186,6 +197,16 @@ class RateLimiter:
                     self._insert_wait_s += waited
                 else:
                     self._sample_wait_s += waited
+
+    def cancel_sample_waits(self) -> None:
+        """Ends every sample wait now in progress with ``SampleWaitCancelled``.
+
+        A restarted learner calls this (through the table) so that sample
+        calls its dead predecessor left waiting cannot take data meant for it.
+        """
+        with self._lock:
+            self._sample_waits_cancelled += 1
+            self._condition.notify_all()
 
     def insert(self, num_items: int, deleted: int = 0) -> None:
         """Records ``num_items`` inserts, and the ``deleted`` items they evicted, and wakes waiters."""

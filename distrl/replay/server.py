@@ -144,6 +144,11 @@ class ReplayServer:
         """True when a sample of ``batch_size`` would not wait now."""
         return self._table(table).can_sample(batch_size)
 
+    def cancel_sample_waits(self, table: str) -> None:
+        """Ends the sample calls now waiting on ``table``'s limiter: a restarted
+        learner's predecessor left them, and no one would receive their data."""
+        self._table(table).cancel_sample_waits()
+
     def update_priorities(self, table: str, keys: np.ndarray, priorities: np.ndarray) -> None:
         """Sets priorities; keys of items already evicted are ignored."""
         self._table(table).update_priorities(keys, priorities)

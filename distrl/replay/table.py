@@ -182,6 +182,10 @@ class Table:
                 self._retire(slots)
             return batch
 
+    def cancel_sample_waits(self) -> None:
+        """Ends the sample calls now waiting on the limiter (``RateLimiter.cancel_sample_waits``)."""
+        self._limiter.cancel_sample_waits()
+
     def _retire(self, slots: np.ndarray) -> None:
         """Counts a sample of ``slots`` and removes items that reached max_times_sampled."""
         np.add.at(self._times_sampled, slots, 1)

@@ -13,7 +13,7 @@ The published objects are owned by the learner process that put them (Ray
 >= 2.56 has no way to hand ownership to the store), so each is freed once
 the store has moved on and no actor still reads it, and all of them are
 lost with the learner: an actor whose background fetch fails that way keeps
-the weights it holds (the run cannot go on without a learner anyway).
+the weights it holds until the restarted learner publishes again.
 
 This module imports ray; the single-process mode never imports it.
 """
@@ -48,7 +48,9 @@ class WeightStore:
 
     ``publish(version, [ref])`` replaces the held version only when
     ``version`` is newer, so the version handed out never decreases even if
-    publish calls arrive out of order. The reference is passed wrapped in a
+    publish calls arrive out of order. Once a publisher has ``claim``-ed the
+    store, only its publishes count: a restarted learner claims it, so late
+    calls of the dead one cannot take a version the new one needs. The reference is passed wrapped in a
     list so that Ray hands the actor the reference itself rather than
     resolving it into the arrays.
 
@@ -61,16 +63,22 @@ class WeightStore:
     def __init__(self) -> None:
         self._version = -1
         self._refs: list | None = None
+        self._publisher: str | None = None
         self._publishes = 0
         self._published = asyncio.Event()  # Set and replaced on every accepted publish.
 
-    async def publish(self, version: int, refs: list) -> bool:
+    async def claim(self, publisher: str) -> int:
+        """Accepts publishes from ``publisher`` only, from now on; returns the newest version."""
+        self._publisher = publisher
+        return self._version
+
+    async def publish(self, version: int, refs: list, publisher: str | None = None) -> bool:
         """Stores ``refs`` (a one-element list holding the ObjectRef of the
         params) as ``version``; returns False and keeps the current one when
-        ``version`` is not newer."""
+        ``version`` is not newer or another publisher has claimed the store."""
         if len(refs) != 1:
             raise ValueError(f"WeightStore.publish expects [ref], got a list of {len(refs)}")
-        if version <= self._version:
+        if version <= self._version or (self._publisher is not None and publisher != self._publisher):
             return False
         self._version = int(version)
         self._refs = list(refs)
@@ -135,6 +143,7 @@ class WeightPublisher:
       publish_period: Learner steps between publishes, >= 1.
       names: Variable names to publish (what the actors' variable clients ask for).
       timeout: Seconds to wait for the previous publish call at most.
+      publisher: The name this publisher claimed the store with (``WeightStore.claim``), if it did.
     """
 
     def __init__(
@@ -144,6 +153,7 @@ class WeightPublisher:
         publish_period: int,
         names: Sequence[str],
         timeout: float = 60.0,
+        publisher: str | None = None,
     ) -> None:
         if publish_period < 1:
             raise ValueError(f"publish_period must be >= 1, got {publish_period!r}")
@@ -154,6 +164,7 @@ class WeightPublisher:
         self._publish_period = int(publish_period)
         self._names = list(names)
         self._timeout = float(timeout)
+        self._publisher = publisher
         self._steps_since = 0
         self._pending: concurrent.futures.Future | None = None
         self.version = -1
@@ -174,7 +185,7 @@ class WeightPublisher:
         if versioned.version > self.version:
             self._wait_pending()
             ref = ray.put(dict(versioned.value))
-            self._pending = self._store.publish.remote(versioned.version, [ref]).future()
+            self._pending = self._store.publish.remote(versioned.version, [ref], self._publisher).future()
             self.version = versioned.version
             self.publishes += 1
         self.publish_s += time.perf_counter() - start

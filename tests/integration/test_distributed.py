@@ -38,7 +38,8 @@ def test_apex_epsilons():
 @pytest.mark.parametrize(
     "field, value",
     [("num_actors", 0), ("learner_device", "tpu"), ("max_restarts", -2), ("publish_period", 0),
-     ("prefetch", 0), ("time_budget_s", 0.0), ("num_cpus", 0), ("poll_interval_s", 0)],
+     ("prefetch", 0), ("time_budget_s", 0.0), ("num_cpus", 0), ("poll_interval_s", 0),
+     ("learner_max_restarts", -1), ("learner_checkpoint_period_s", 0.0)],
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"DistributedConfig.{field} must"):
@@ -110,6 +111,55 @@ def test_dqn_cartpole_run_survives_a_killed_actor(ray_session, tmp_path):
         metrics = {row["metric"] for row in csv.DictReader(f)}
     assert {"charts/episodic_return", "losses/td_loss", "eval/episodic_return",
             "distributed/env_steps_per_s", "distributed/learner_wait_fraction"} <= metrics
+
+
+@pytest.mark.parametrize(
+    "agent, overrides, max_env_steps",
+    [("dqn", SMALL_DQN, 20_000), ("a2c", ["hidden_sizes=32,32"], 60_000)],
+)
+def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, max_env_steps):
+    """The learner process is killed once it has written a checkpoint and
+    stepped 200 times; Ray restarts it, it restores the checkpoint, and the
+    run goes on. The run ends (``on_poll``) once the new learner has stepped
+    200 more times, or at the env-step budget, which fails the test.
+    Synchronous A2C is the strict case: its actors wait for every version,
+    so the restarted learner must publish one they take and must not lose
+    the round they then send to sample calls its predecessor left waiting.
+    """
+    config = make_experiment_config(
+        agent, "gym:CartPole-v1", seed=0, max_env_steps=max_env_steps, agent_overrides=overrides,
+        eval_every=100_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    killed: dict = {}
+
+    def on_poll(state):
+        stats = state.learner_stats
+        if not killed:
+            if stats.get("checkpoints", 0) >= 1 and state.learner_steps >= 200:
+                killed.update(stats)
+                ray.kill(state.learner, no_restart=False)
+            return False
+        return stats.get("incarnation") not in (None, killed["incarnation"]) and (
+            state.learner_steps >= killed["published_version"] + 200
+        )
+
+    dist = DistributedConfig(num_actors=1, poll_interval_s=0.25, learner_checkpoint_period_s=1.0)
+    summary = run_distributed(config, dist, on_poll=on_poll)
+    figures = summary["distributed"]
+    assert killed and summary["env_steps"] < max_env_steps
+    assert figures["learner_restarts"] == 1
+    # It resumed from a checkpoint written before the kill, not from scratch.
+    restored = figures["learner_restored_from_steps"]
+    assert restored is not None and 0 < restored <= killed["steps"]
+    # Versions went on increasing past everything published before the kill,
+    # and the actor followed them without ever going back.
+    assert figures["published_version"] > killed["published_version"] + 200
+    assert figures["actor_version_regressions"] == 0
+    assert figures["actor_policy_versions"][0] > killed["published_version"]
+    replay = summary["replay"]
+    assert replay["size"] + replay["evictions"] + replay["removals"] == replay["inserts"]
+    final = load_checkpoint(Path(summary["run_dir"]) / "checkpoint.pt")
+    assert int(final["learner"]["steps"]) == summary["learner_steps"] > killed["published_version"]
 
 
 def test_cli_cluster_mode_attaches_to_a_running_cluster(ray_session, run_cli, tmp_path):

@@ -56,6 +56,19 @@ def test_store_keeps_only_newer_versions(ray_session):
     ray.kill(store)
 
 
+def test_claimed_store_accepts_only_its_publisher(ray_session):
+    """After a restarted learner claims the store, late publishes of the one
+    it replaced are refused even when their version is newer."""
+    store = create_weight_store()
+    assert ray.get(store.publish.remote(1, [ray.put({"net": 1})], "first"))
+    assert ray.get(store.claim.remote("second")) == 1
+    assert not ray.get(store.publish.remote(7, [ray.put({"net": 7})], "first"))
+    assert ray.get(store.publish.remote(2, [ray.put({"net": 2})], "second"))
+    version, refs = ray.get(store.latest.remote())
+    assert version == 2 and ray.get(refs[0]) == {"net": 2}
+    ray.kill(store)
+
+
 def test_source_pulls_in_background_and_versions_only_increase(ray_session):
     store = create_weight_store()
     learner = _CountingLearner()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from distrl.replay import MinSize, Queue, RateLimiter, SampleToInsertRatio, Table, UniformSampler
+from distrl.replay.rate_limiters import SampleWaitCancelled
 from distrl.types import Transition
 
 
@@ -36,6 +37,36 @@ def test_min_size_blocks_sampling_until_enough_items_are_inserted():
     sampler.join(timeout=10)
     assert len(sampled) == 1 and sampled[0].keys.shape == (4,)
     assert table.info()["sample_wait_s"] > 0.04
+
+
+def test_cancel_sample_waits_ends_waiting_samples_only():
+    """A queue's waiting sample calls end with SampleWaitCancelled and take
+    nothing; a sample begun afterwards waits as usual and gets the items."""
+    table = Table.queue("q", 10)
+    outcomes: list = []
+
+    def sample() -> None:
+        try:
+            outcomes.append(table.sample(2, timeout=10))
+        except SampleWaitCancelled as error:
+            outcomes.append(error)
+
+    waiting = [threading.Thread(target=sample) for _ in range(2)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)  # Both are waiting: the queue is empty.
+    assert not outcomes
+    table.cancel_sample_waits()
+    for thread in waiting:
+        thread.join(timeout=10)
+    assert len(outcomes) == 2 and all(isinstance(o, SampleWaitCancelled) for o in outcomes)
+    assert "cancelled" in str(outcomes[0]) and "'q'" in str(outcomes[0])
+    later = threading.Thread(target=sample)
+    later.start()
+    time.sleep(0.05)
+    table.insert(transitions(2))
+    later.join(timeout=10)
+    assert outcomes[2].keys.shape == (2,) and table.size == 0
 
 
 def test_timeouts_raise_with_what_was_waited_for_and_the_state():
