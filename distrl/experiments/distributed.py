@@ -647,6 +647,26 @@ class _ActorTracker:
         self.unreachable_since = None
 
 
+def _unreachable_since(
+    what: str, option: str, max_restarts: int, since: float | None, now: float, timeout_s: float,
+    error: Exception,
+) -> float:
+    """The driver's answer to a stats call that failed because ``what``'s
+    process died: Ray restarts it (up to ``max_restarts``, the option named
+    ``option``) and it resumes by itself. Raises when it will not be
+    restarted or has been unreachable for more than ``timeout_s`` seconds;
+    otherwise returns since when (``time.perf_counter()``) it has been."""
+    if max_restarts == 0:
+        raise RuntimeError(f"{what} died ({option}=0): {error}") from error
+    if since is None:
+        return now
+    if now - since > timeout_s:
+        raise RuntimeError(
+            f"{what} has been unreachable for {timeout_s:g} s ({option}={max_restarts}): {error}"
+        ) from error
+    return since
+
+
 def init_ray(dist: DistributedConfig) -> bool:
     """Starts or attaches to Ray as ``dist`` says; returns True when this call started it.
 
@@ -892,15 +912,10 @@ class _Driver:
             try:
                 stats = ray.get(ref)
             except ray.exceptions.RayActorError as error:
-                if dist.max_restarts == 0:
-                    raise RuntimeError(f"env actor {index} died (max_restarts=0): {error}") from error
-                if tracker.unreachable_since is None:
-                    tracker.unreachable_since = now
-                elif now - tracker.unreachable_since > dist.wait_timeout_s:
-                    raise RuntimeError(
-                        f"env actor {index} has been unreachable for {dist.wait_timeout_s:g} s "
-                        f"(max_restarts={dist.max_restarts}): {error}"
-                    ) from error
+                tracker.unreachable_since = _unreachable_since(
+                    f"env actor {index}", "max_restarts", dist.max_restarts, tracker.unreachable_since, now,
+                    dist.wait_timeout_s, error,
+                )
                 continue
             if stats["error"]:
                 raise RuntimeError(f"env actor {index} failed:\n{stats['error']}")
@@ -914,28 +929,16 @@ class _Driver:
                 try:
                     stats = ray.get(ref)
                 except ray.exceptions.RayActorError as error:
-                    self._learner_unreachable(now, error)
+                    self.learner_unreachable_since = _unreachable_since(
+                        "the learner", "learner_max_restarts", dist.learner_max_restarts,
+                        self.learner_unreachable_since, now, dist.wait_timeout_s, error,
+                    )
                 else:
                     self.learner_unreachable_since = None
                     self._take_learner_stats(stats)
         if self.learner_pending is None:
             self.learner_pending = self.learner.stats.remote(self.env_steps)
         self.replay_info = ray.get(self.server.info.remote(self.table), timeout=dist.wait_timeout_s)
-
-    def _learner_unreachable(self, now: float, error: Exception) -> None:
-        """A stats call failed because the learner process died: Ray restarts it
-        (up to ``learner_max_restarts``) and it resumes by itself; the run fails
-        when it cannot be restarted or stays unreachable for ``wait_timeout_s``."""
-        dist = self.dist
-        if dist.learner_max_restarts == 0:
-            raise RuntimeError(f"the learner died (learner_max_restarts=0): {error}") from error
-        if self.learner_unreachable_since is None:
-            self.learner_unreachable_since = now
-        elif now - self.learner_unreachable_since > dist.wait_timeout_s:
-            raise RuntimeError(
-                f"the learner has been unreachable for {dist.wait_timeout_s:g} s "
-                f"(learner_max_restarts={dist.learner_max_restarts}): {error}"
-            ) from error
 
     def _take_learner_stats(self, stats: dict[str, Any]) -> None:
         if stats["error"]:
