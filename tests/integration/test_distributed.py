@@ -162,6 +162,21 @@ def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, 
     assert int(final["learner"]["steps"]) == summary["learner_steps"] > killed["published_version"]
 
 
+def test_lost_learner_without_restarts_ends_the_run_with_an_error(ray_session, tmp_path):
+    config = make_experiment_config(
+        "dqn", "gym:CartPole-v1", seed=0, max_env_steps=20_000, agent_overrides=SMALL_DQN,
+        eval_every=100_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+
+    def on_poll(state):
+        if state.learner_steps >= 50:
+            ray.kill(state.learner, no_restart=True)
+
+    dist = DistributedConfig(num_actors=1, poll_interval_s=0.25, learner_max_restarts=0)
+    with pytest.raises(RuntimeError, match=r"the learner died \(learner_max_restarts=0\)"):
+        run_distributed(config, dist, on_poll=on_poll)
+
+
 def test_cli_cluster_mode_attaches_to_a_running_cluster(ray_session, run_cli, tmp_path):
     """``--mode cluster --address <addr>`` runs on the test session's Ray (no second cluster)."""
     address = ray.get_runtime_context().gcs_address
