@@ -427,15 +427,19 @@ class LearnerWorker:
         self,
         config: ExperimentConfig,
         spec: EnvironmentSpec,
-        server: "ray.actor.ActorHandle",
+        server_name: str,
         table: str,
-        store: "ray.actor.ActorHandle",
+        store_name: str,
         names: Sequence[str],
         device: str,
         dist: DistributedConfig,
         sampling: "_Sampling",
         checkpoint_path: str,
     ) -> None:
+        # Plain values only (the server and store are looked up by name), so that
+        # Ray can rerun this constructor on a restart: it cannot be relied on to keep
+        # constructor arguments that live in the object store (ray-project/ray#53727).
+        server, store = ray.get_actor(server_name), ray.get_actor(store_name)
         restarted = _restarted()
         self.incarnation = uuid.uuid4().hex[:8]
         # A restarted learner must not replay its first incarnation's random stream.
@@ -790,8 +794,8 @@ class _Driver:
         is_queue = ray.get(self.server.is_queue.remote(self.table), timeout=dist.wait_timeout_s)
         self.sampling = _Sampling.of(config.builder, dist, is_queue)
         self.learner = ray.remote(LearnerWorker).options(**learner_options).remote(
-            config, spec, self.server, self.table, self.store, self.names, self.device, dist, self.sampling,
-            str((self.recorder.run_dir / "checkpoint.pt").resolve()),
+            config, spec, self.server_name, self.table, self.store_name, self.names, self.device, dist,
+            self.sampling, str((self.recorder.run_dir / "checkpoint.pt").resolve()),
         )
         self.learner_incarnations: list[str] = []
         self.learner_unreachable_since: float | None = None
