@@ -111,7 +111,13 @@ class Worker(abc.ABC):
 
 
 class Learner(VariableSource, Saveable):
-    """Consumes batches of experience and updates networks."""
+    """Consumes batches of experience and updates networks.
+
+    Learners also have ``steps``, the updates made so far, which is the
+    version ``get_variables`` reports; ``save()`` keeps it under ``"steps"``,
+    and the distributed runtime sets it there before ``restore()`` so that a
+    restarted learner's versions continue past those already published.
+    """
 
     @abc.abstractmethod
     def step(self) -> Mapping[str, float]:

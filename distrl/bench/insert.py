@@ -161,9 +161,9 @@ class NoOpServer:
         self._inserts = 0
 
     def insert(self, table: str, items: Any, priorities: Any = None, timeout: float = 0.0) -> int:
-        from distrl.replay.server import _batch_size
+        from distrl.replay.client import stacked_length
 
-        num_items = _batch_size(items)
+        num_items = stacked_length(items)
         with self._lock:
             self._inserts += num_items
         return num_items

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import tree
@@ -12,6 +12,29 @@ from distrl.types import Nest
 
 if TYPE_CHECKING:
     from distrl.replay.table import Table
+
+
+def stacked_length(items: Nest) -> int:
+    """Leading-axis length of the first leaf of a stacked batch (a walk down
+    the first branch; cheaper than flattening the whole nest on every insert)."""
+    leaf = items
+    while not hasattr(leaf, "shape"):
+        if isinstance(leaf, Mapping):
+            leaf = leaf[sorted(leaf)[0]]
+        else:
+            leaf = leaf[0]
+    return int(leaf.shape[0])
+
+
+def concatenate_batches(
+    batches: Sequence[Nest], priorities: Sequence[np.ndarray | None]
+) -> tuple[Nest, np.ndarray | None]:
+    """One stacked batch from several, leaf by leaf and in order, with their
+    priorities (all arrays or all None); a single batch is returned as it is."""
+    if len(batches) == 1:
+        return batches[0], priorities[0]
+    merged = tree.map_structure(lambda *leaves: np.concatenate(leaves), *batches)
+    return merged, None if priorities[0] is None else np.concatenate(priorities)
 
 
 class SampleBatch(NamedTuple):
@@ -110,12 +133,9 @@ class GroupedInsertClient(ReplayClient):
             raise ValueError("GroupedInsertClient: inserts of one group must all have priorities or all have none")
         self._items.append(items)
         self._priorities.append(priorities)
-        self._buffered += int(tree.flatten(items)[0].shape[0])
+        self._buffered += stacked_length(items)
         if self._buffered >= self._items_per_insert:
-            items = self._items[0] if len(self._items) == 1 else tree.map_structure(
-                lambda *leaves: np.concatenate(leaves), *self._items
-            )
-            priorities = None if self._priorities[0] is None else np.concatenate(self._priorities)
+            items, priorities = concatenate_batches(self._items, self._priorities)
             self._items, self._priorities, self._buffered = [], [], 0
             self._client.insert(items, priorities)
 

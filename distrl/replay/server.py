@@ -42,9 +42,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import ray
-import tree
 
-from distrl.replay.client import ReplayClient, SampleBatch
+from distrl.replay.client import ReplayClient, SampleBatch, concatenate_batches, stacked_length
 from distrl.replay.rate_limiters import Queue
 from distrl.replay.table import DEFAULT_TIMEOUT_S, Table
 from distrl.types import Nest
@@ -428,19 +427,16 @@ class RayReplayClient(ReplayClient):
         self._await_insert_slot()
         batches, priorities, num_items = self._buffer, self._buffer_priorities, self._buffered
         self._buffer, self._buffer_priorities, self._buffered = [], [], 0
-        if len(batches) == 1:
-            self._submit(batches[0], priorities[0], num_items)
-            return
-        merged = tree.map_structure(lambda *leaves: np.concatenate(leaves), *batches)
-        merged_priorities = None if priorities[0] is None else np.concatenate(priorities)
-        self._coalesced_calls += 1
-        self._coalesced_batches += len(batches)
-        self._submit(merged, merged_priorities, num_items)
+        items, merged_priorities = concatenate_batches(batches, priorities)
+        if len(batches) > 1:
+            self._coalesced_calls += 1
+            self._coalesced_batches += len(batches)
+        self._submit(items, merged_priorities, num_items)
 
     def insert(self, items: Nest, priorities: np.ndarray | None = None) -> None:
         """Inserts a stacked batch: submits it at once, or, while the client is
         behind, merges it into the pending buffer (see the class docstring)."""
-        num_items = len(priorities) if priorities is not None else _batch_size(items)
+        num_items = len(priorities) if priorities is not None else stacked_length(items)
         pending = self._inserts
         self._reap(pending)
         if not pending:
@@ -506,14 +502,3 @@ class RayReplayClient(ReplayClient):
 
     def info(self) -> Mapping[str, Any]:
         return self.get(self._server.info.remote(self._table))
-
-
-def _batch_size(items: Nest) -> int:
-    """Leading-axis length of the first leaf of a stacked batch."""
-    leaf = items
-    while not hasattr(leaf, "shape"):
-        if isinstance(leaf, Mapping):
-            leaf = leaf[sorted(leaf)[0]]
-        else:
-            leaf = leaf[0]
-    return int(leaf.shape[0])
