@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from distrl.agents import AGENTS
+from distrl.experiments.distributed.config import LEARNER_DEVICES
 from distrl.utils.config import ConfigError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                         help="local/cluster: environment actors (default: CPUs minus one, at least 1)")
     parser.add_argument("--envs-per-actor", type=int, default=None,
                         help="local/cluster: environments per actor (the agent's envs_per_actor; default: its own)")
-    parser.add_argument("--learner-device", default="auto", choices=("auto", "cuda", "cpu"),
+    parser.add_argument("--learner-device", default="auto", choices=LEARNER_DEVICES,
                         help="local/cluster: where the learner runs (auto: CUDA when Ray has a GPU)")
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="--mode local only: CPUs of the private Ray instance (default: all)")

@@ -1,4 +1,9 @@
-"""The environment loop: runs an actor against a dm_env environment."""
+"""The environment loops: an actor against one dm_env environment, or a batched actor against N.
+
+``EnvironmentLoop`` is the one episode loop of the package: training in the
+single-process mode, acting in a distributed env actor and greedy
+evaluation all run their episodes through it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 import dm_env
 
-from distrl.adders.nstep import index_nest, stack_nests
+from distrl.utils.nests import index_nest, stack_nests
 from distrl.core import Actor, BatchedActor, Worker
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger, NullLogger
@@ -21,7 +26,11 @@ class EnvironmentLoop(Worker):
     The loop calls ``actor.update()`` after every step when ``should_update``
     is true (the actor decides itself, by its update period, whether that
     means fetching weights or running learner steps). Counts go to the shared
-    ``counter`` once per episode, so the hot loop makes no locked call per step.
+    ``counter`` once per episode, so the hot loop makes no locked call per step;
+    ``total_steps`` is this loop's own count, current after every step (a
+    plain int another thread may read). ``should_stop``, when given, is asked
+    before every step; once it returns True the episode ends there, as if
+    ``max_steps`` had been reached (``completed`` 0).
     """
 
     def __init__(
@@ -33,6 +42,7 @@ class EnvironmentLoop(Worker):
         should_update: bool = True,
         on_episode_end: EpisodeCallback | None = None,
         label: str = "charts",
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self._environment = environment
         self._actor = actor
@@ -41,6 +51,8 @@ class EnvironmentLoop(Worker):
         self._should_update = should_update
         self._on_episode_end = on_episode_end
         self._label = label
+        self._should_stop = should_stop
+        self.total_steps = 0
 
     @property
     def counter(self) -> Counter:
@@ -51,17 +63,20 @@ class EnvironmentLoop(Worker):
 
         Returns a dict with ``episode_return`` (sum of rewards), ``episode_length``
         (environment steps), ``steps_per_second`` and ``completed`` (1.0 when the
-        episode reached a LAST step, 0.0 when cut short by ``max_steps``).
+        episode reached a LAST step, 0.0 when cut short by ``max_steps`` or
+        ``should_stop``). Episodes cut short are not logged.
         """
         start = time.perf_counter()
         environment, actor = self._environment, self._actor
-        should_update = self._should_update
+        should_update, should_stop = self._should_update, self._should_stop
         timestep = environment.reset()
         actor.observe_first(timestep)
         episode_return = 0.0
         episode_length = 0
         while not timestep.last():
             if max_steps is not None and episode_length >= max_steps:
+                break
+            if should_stop is not None and should_stop():
                 break
             action = actor.select_action(timestep.observation)
             timestep = environment.step(action)
@@ -70,6 +85,7 @@ class EnvironmentLoop(Worker):
                 actor.update()
             episode_return += float(timestep.reward)
             episode_length += 1
+            self.total_steps += 1
         elapsed = time.perf_counter() - start
         counts = self._counter.increment(
             env_steps=episode_length, episodes=1 if timestep.last() else 0
@@ -96,15 +112,17 @@ class EnvironmentLoop(Worker):
     def run(self, num_episodes: int | None = None, num_steps: int | None = None) -> list[dict[str, float]]:
         """Runs until ``num_episodes`` episodes or ``num_steps`` steps, whichever comes first.
 
-        With neither given it runs forever. ``num_steps`` is exact: the last
-        episode is cut short when the budget ends inside it.
+        With neither given it runs until ``should_stop`` (or forever).
+        ``num_steps`` is exact: the last episode is cut short when the budget
+        ends inside it.
         """
         results = []
         steps = 0
         episodes = 0
+        should_stop = self._should_stop
         while (num_episodes is None or episodes < num_episodes) and (
             num_steps is None or steps < num_steps
-        ):
+        ) and (should_stop is None or not should_stop()):
             remaining = None if num_steps is None else num_steps - steps
             result = self.run_episode(max_steps=remaining)
             results.append(result)

@@ -62,6 +62,22 @@ class Trajectory(NamedTuple):
     extras: Nest = ()
 
 
+class SampleBatch(NamedTuple):
+    """A batch sampled from a replay table, as ``ReplayClient.sample`` returns it.
+
+    ``keys`` (int64 [B]) are the items' replay keys, for priority updates;
+    ``data`` is the stacked items (every leaf has a leading axis B);
+    ``probabilities`` (float64 [B]) are the sampling probabilities P(i) and
+    ``weights`` (float32 [B]) the importance weights (N P(i))^-beta divided
+    by their batch maximum, all ones for uniform sampling (Schaul et al. 2016).
+    """
+
+    keys: np.ndarray
+    data: Nest
+    probabilities: np.ndarray
+    weights: np.ndarray
+
+
 class Versioned(NamedTuple, Generic[T]):
     """A value tagged with a monotonically increasing version (learner step count)."""
 

@@ -33,66 +33,16 @@ of them are ready; ``flush`` inserts the remainder.
 from __future__ import annotations
 
 import collections
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple
 
 import dm_env
 import numpy as np
-import tree
 
 from distrl.adders.base import Adder
+from distrl.adders.columns import ColumnBuffer
 from distrl.replay.client import ReplayClient
 from distrl.types import Nest, Transition
-
-
-def copy_nest(value: Nest) -> Nest:
-    """Returns a copy of ``value`` that later in-place changes to it cannot reach.
-
-    Arrays are copied; immutable scalars are returned as they are; any other
-    nest is copied leaf by leaf with ``np.array``.
-    """
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, (np.generic, int, float, bool)):
-        return value
-    return tree.map_structure(np.array, value)
-
-
-def stack_nests(values: Sequence[Nest], leading_shape: tuple[int, ...] | None = None) -> Nest:
-    """Stacks same-structured nests into one nest whose leaves gain a leading axis.
-
-    When ``leading_shape`` is given, the new leading axis of length
-    ``len(values)`` is reshaped to it (e.g. ``(batch, time)``). Arrays,
-    scalars and flat dicts of arrays take a fast path; only deeper nests go
-    through ``dm-tree``. An empty
-    nest ``()`` stays ``()``.
-    """
-    first = values[0]
-    if isinstance(first, (np.ndarray, np.generic, int, float, bool)):
-        stacked = np.stack(values)
-        if leading_shape is not None:
-            stacked = stacked.reshape(leading_shape + stacked.shape[1:])
-        return stacked
-    if isinstance(first, tuple) and not first:
-        return ()
-
-    def _stack(*leaves: Any) -> np.ndarray:
-        stacked = np.stack(leaves)
-        if leading_shape is not None:
-            stacked = stacked.reshape(leading_shape + stacked.shape[1:])
-        return stacked
-
-    if type(first) is dict and all(isinstance(v, (np.ndarray, np.generic)) for v in first.values()):
-        # A flat dict of arrays (e.g. extras {'policy_version': ...}): skip dm-tree.
-        return {key: _stack(*(value[key] for value in values)) for key in first}
-    return tree.map_structure(_stack, *values)
-
-
-def index_nest(value: Nest, index: int) -> Nest:
-    """Entry ``index`` along the leading axis of every leaf (the inverse of
-    ``stack_nests`` for one item); arrays take a fast path."""
-    if isinstance(value, np.ndarray):
-        return value[index]
-    return tree.map_structure(lambda leaf: leaf[index], value)
+from distrl.utils.nests import copy_nest
 
 
 class _Step(NamedTuple):
@@ -144,12 +94,10 @@ class NStepTransitionAdder(Adder):
         self._window: collections.deque[_Step] = collections.deque()
         self._observation: Nest | None = None
 
-        self._observations: list[Nest] = []
-        self._actions: list[Nest] = []
-        self._rewards: list[float] = []
-        self._discounts: list[float] = []
-        self._next_observations: list[Nest] = []
-        self._extras: list[Nest] = []
+        self._buffer = ColumnBuffer({
+            "observation": None, "action": None, "reward": np.float32, "discount": np.float32,
+            "next_observation": None, "extras": None,
+        })
 
     @property
     def n_step(self) -> int:
@@ -158,7 +106,7 @@ class NStepTransitionAdder(Adder):
     @property
     def num_buffered(self) -> int:
         """Transitions formed but not yet inserted."""
-        return len(self._rewards)
+        return len(self._buffer)
 
     def add_first(self, timestep: dm_env.TimeStep) -> None:
         """Starts an episode. An episode still open (no LAST seen) is dropped first."""
@@ -224,34 +172,15 @@ class NStepTransitionAdder(Adder):
             self._append(step, ret, disc, final_observation)
 
     def _append(self, step: _Step, ret: float, disc: float, next_observation: Nest) -> None:
-        self._observations.append(step.observation)
-        self._actions.append(step.action)
-        self._rewards.append(ret)
-        self._discounts.append(disc)
-        self._next_observations.append(next_observation)
-        self._extras.append(step.extras)
-        if len(self._rewards) >= self._max_batch_size:
+        self._buffer.append(step.observation, step.action, ret, disc, next_observation, step.extras)
+        if len(self._buffer) >= self._max_batch_size:
             self.flush()
 
     def flush(self) -> None:
         """Inserts all buffered transitions as one stacked batch (no call when empty)."""
-        if not self._rewards:
+        if not len(self._buffer):
             return
-        batch = Transition(
-            observation=stack_nests(self._observations),
-            action=stack_nests(self._actions),
-            reward=np.asarray(self._rewards, dtype=np.float32),
-            discount=np.asarray(self._discounts, dtype=np.float32),
-            next_observation=stack_nests(self._next_observations),
-            extras=stack_nests(self._extras),
-        )
-        self._observations = []
-        self._actions = []
-        self._rewards = []
-        self._discounts = []
-        self._next_observations = []
-        self._extras = []
-        self._client.insert(batch, priorities=None)
+        self._client.insert(Transition(**self._buffer.take()), priorities=None)
 
     def reset(self) -> None:
         """Drops the open episode's steps; already formed transitions stay buffered."""

@@ -43,23 +43,14 @@ inserted as one batch of ``max_batch_size`` segments, each leaf of shape
 
 from __future__ import annotations
 
-from typing import Any
-
 import dm_env
 import numpy as np
-import tree
 
 from distrl.adders.base import Adder
-from distrl.adders.nstep import copy_nest, stack_nests
+from distrl.adders.columns import ColumnBuffer
 from distrl.replay.client import ReplayClient
 from distrl.types import Nest, Trajectory
-
-
-def _zeros_like(value: Nest) -> Nest:
-    """A zero-filled nest with the structure, shapes and dtypes of ``value``."""
-    if isinstance(value, (np.ndarray, np.generic, int, float, bool)):
-        return np.zeros_like(value)
-    return tree.map_structure(np.zeros_like, value)
+from distrl.utils.nests import copy_nest, zeros_like_nest
 
 
 class TrajectoryAdder(Adder):
@@ -96,14 +87,10 @@ class TrajectoryAdder(Adder):
         self._episode_start = 0
         self._num_segments = 0
 
-        self._observations: list[Nest] = []
-        self._actions: list[Nest] = []
-        self._rewards: list[float] = []
-        self._discounts: list[float] = []
-        self._lasts: list[bool] = []
-        self._next_observations: list[Nest] = []
-        self._masks: list[bool] = []
-        self._extras: list[Nest] = []
+        self._buffer = ColumnBuffer({
+            "observation": None, "action": None, "reward": np.float32, "discount": np.float32,
+            "last": bool, "next_observation": None, "mask": bool, "extras": None,
+        })
 
     @property
     def sequence_length(self) -> int:
@@ -118,10 +105,10 @@ class TrajectoryAdder(Adder):
         """
         if not timestep.first():
             raise ValueError("add_first needs a FIRST timestep.")
-        if self._observation is not None and len(self._rewards) > self._episode_start:
+        if self._observation is not None and len(self._buffer) > self._episode_start:
             self.reset()
         self._observation = copy_nest(timestep.observation)
-        self._episode_start = len(self._rewards)
+        self._episode_start = len(self._buffer)
 
     def add(self, action: Nest, next_timestep: dm_env.TimeStep, extras: Nest = ()) -> None:
         """Records a_t, the timestep it produced and the extras of step t."""
@@ -131,23 +118,19 @@ class TrajectoryAdder(Adder):
             raise ValueError("add got a FIRST timestep: use add_first.")
         next_observation = copy_nest(next_timestep.observation)
         last = next_timestep.last()
-        self._observations.append(self._observation)
-        self._actions.append(copy_nest(action))
-        self._rewards.append(float(next_timestep.reward))
-        self._discounts.append(float(next_timestep.discount))
-        self._lasts.append(last)
-        self._next_observations.append(next_observation)
-        self._masks.append(True)
-        self._extras.append(extras)
+        self._buffer.append(
+            self._observation, copy_nest(action), float(next_timestep.reward), float(next_timestep.discount),
+            last, next_observation, True, extras,
+        )
         self._observation = None if last else next_observation
-        if len(self._rewards) == (self._num_segments + 1) * self._sequence_length:
+        if len(self._buffer) == (self._num_segments + 1) * self._sequence_length:
             self._num_segments += 1
             if self._num_segments == self._max_batch_size:
                 self._insert()
 
     def flush(self) -> None:
         """Pads the current partial segment (mask False) and inserts every buffered segment."""
-        num_real = len(self._rewards) - self._num_segments * self._sequence_length
+        num_real = len(self._buffer) - self._num_segments * self._sequence_length
         if num_real:
             self._pad(self._sequence_length - num_real)
             self._num_segments += 1
@@ -156,45 +139,18 @@ class TrajectoryAdder(Adder):
 
     def _pad(self, num_pad: int) -> None:
         """Appends ``num_pad`` zero-filled steps with mask False."""
-        observation = _zeros_like(self._observations[-1])
-        action = _zeros_like(self._actions[-1])
-        extras = _zeros_like(self._extras[-1])
-        self._observations.extend([observation] * num_pad)
-        self._actions.extend([action] * num_pad)
-        self._rewards.extend([0.0] * num_pad)
-        self._discounts.extend([0.0] * num_pad)
-        self._lasts.extend([False] * num_pad)
-        self._next_observations.extend([observation] * num_pad)
-        self._masks.extend([False] * num_pad)
-        self._extras.extend([extras] * num_pad)
+        buffer = self._buffer
+        observation = zeros_like_nest(buffer.last("observation"))
+        action = zeros_like_nest(buffer.last("action"))
+        extras = zeros_like_nest(buffer.last("extras"))
+        buffer.extend(num_pad, observation, action, 0.0, 0.0, False, observation, False, extras)
 
     def _insert(self) -> None:
         """Stacks the buffered full segments into [batch, T, ...] and inserts them."""
-        shape = (self._num_segments, self._sequence_length)
-        batch = Trajectory(
-            observation=stack_nests(self._observations, shape),
-            action=stack_nests(self._actions, shape),
-            reward=np.asarray(self._rewards, dtype=np.float32).reshape(shape),
-            discount=np.asarray(self._discounts, dtype=np.float32).reshape(shape),
-            last=np.asarray(self._lasts, dtype=bool).reshape(shape),
-            next_observation=stack_nests(self._next_observations, shape),
-            mask=np.asarray(self._masks, dtype=bool).reshape(shape),
-            extras=stack_nests(self._extras, shape),
-        )
-        self._clear()
-        self._client.insert(batch, priorities=None)
-
-    def _clear(self) -> None:
-        self._observations = []
-        self._actions = []
-        self._rewards = []
-        self._discounts = []
-        self._lasts = []
-        self._next_observations = []
-        self._masks = []
-        self._extras = []
+        batch = Trajectory(**self._buffer.take((self._num_segments, self._sequence_length)))
         self._num_segments = 0
         self._episode_start = 0
+        self._client.insert(batch, priorities=None)
 
     def reset(self) -> None:
         """Drops the open episode's steps from the current segment.
@@ -206,19 +162,6 @@ class TrajectoryAdder(Adder):
         """
         cut = max(self._episode_start, self._num_segments * self._sequence_length)
         if self._observation is not None:
-            for column in self._columns():
-                del column[cut:]
+            self._buffer.truncate(cut)
         self._observation = None
-        self._episode_start = len(self._rewards)
-
-    def _columns(self) -> tuple[list[Any], ...]:
-        return (
-            self._observations,
-            self._actions,
-            self._rewards,
-            self._discounts,
-            self._lasts,
-            self._next_observations,
-            self._masks,
-            self._extras,
-        )
+        self._episode_start = len(self._buffer)

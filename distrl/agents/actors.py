@@ -10,7 +10,7 @@ import dm_env
 import numpy as np
 
 from distrl.adders.base import Adder
-from distrl.adders.nstep import index_nest, stack_nests
+from distrl.utils.nests import index_nest, stack_nests
 from distrl.agents.builder import BatchedPolicy, Policy
 from distrl.core import Actor, BatchedActor
 from distrl.variables.client import VariableClient

@@ -1,7 +1,11 @@
 """The Builder interface: how an agent turns specs and networks into components.
 
 The runtime (single process or Ray) asks the builder for each piece and wires
-them together; the builder never knows which runtime is calling it.
+them together; the builder never knows which runtime is calling it, and the
+runtime never guesses an agent fact: which weights actors pull
+(``variable_names``), how actor i of N explores (``actor_exploration``), how
+many environments an actor steps (``envs_per_actor``) and whether actors wait
+for every new version (``synchronous``) are all the builder's to say.
 
 Several environments per actor. ``Builder.envs_per_actor`` (default 1) says
 how many environments one actor steps. When it is above 1 the runtime builds
@@ -21,9 +25,10 @@ import torch
 
 from distrl.adders.base import Adder
 from distrl.core import Actor, BatchedActor, Learner, VariableSource
-from distrl.replay.client import ReplayClient, SampleBatch
+from distrl.replay.client import ReplayClient
 from distrl.replay.table import Table
 from distrl.specs import EnvironmentSpec
+from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
 
@@ -37,6 +42,12 @@ class Policy(abc.ABC):
 
     def reset(self) -> None:
         """Called at the start of every episode (resets exploration noise)."""
+
+    def exploration_state(self) -> dict[str, Any]:
+        """How this policy explores now, JSON-friendly, for run summaries
+        (e.g. ``{"kind": "epsilon_greedy", "epsilon": 0.05, ...}``);
+        ``{"kind": "none"}`` for a policy that does not explore."""
+        return {"kind": "none"}
 
 
 class BatchedPolicy(abc.ABC):
@@ -56,6 +67,10 @@ class BatchedPolicy(abc.ABC):
     def reset_env(self, index: int) -> None:
         """Called when environment ``index`` starts an episode (per-stream state such as noise)."""
 
+    def exploration_state(self) -> dict[str, Any]:
+        """As ``Policy.exploration_state``."""
+        return {"kind": "none"}
+
 
 class Builder(abc.ABC):
     """Creates an agent's replay tables, adder, actor, learner and policies."""
@@ -70,6 +85,18 @@ class Builder(abc.ABC):
     #: the weights that round trains (synchronous on-policy learning); the
     #: distributed runtime then publishes weights after every learner step.
     synchronous: bool = False
+
+    @property
+    @abc.abstractmethod
+    def variable_names(self) -> tuple[str, ...]:
+        """The names of the networks actors pull from the variable source (and the
+        learner publishes), e.g. ``("q_network",)``; a class attribute will do."""
+
+    def actor_exploration(self, index: int, num_actors: int) -> float | None:
+        """The exploration level actor ``index`` of ``num_actors`` acts with, passed to
+        ``make_policy(exploration=...)``; None: the config's own (the default for
+        every actor). The single-process mode asks for actor 0 of 1."""
+        return None
 
     def with_num_actors(self, num_actors: int) -> "Builder":
         """This builder for a run in which ``num_actors`` actors feed one learner.
@@ -100,8 +127,8 @@ class Builder(abc.ABC):
         """Returns an acting policy over ``networks``.
 
         ``evaluation`` selects the greedy/deterministic policy; ``exploration``
-        overrides the exploration level (epsilon for DQN, noise scale for
-        DDPG), which the distributed runtime sets per actor.
+        is the level from ``actor_exploration`` (epsilon for DQN, a noise
+        scale for DDPG; None: the config's own).
         """
 
     @abc.abstractmethod

@@ -73,7 +73,7 @@ def dqn_defaults() -> dict[str, int]:
     """The runtime's figures the benchmark copies: DQN's adder batch and replay
     sizes and ``DistributedConfig.max_in_flight_inserts``."""
     from distrl.agents.dqn.config import Config
-    from distrl.experiments.distributed import DistributedConfig
+    from distrl.experiments.distributed.config import DistributedConfig
 
     config = Config()
     return {
@@ -440,7 +440,8 @@ def run(
     """
     import ray
 
-    from distrl.experiments.distributed import DistributedConfig, init_ray
+    from distrl.experiments.distributed.config import DistributedConfig
+    from distrl.experiments.distributed.ray_setup import init_ray
     from distrl.replay.server import DEFAULT_MAX_COALESCED_ITEMS
 
     defaults = dqn_defaults()

@@ -156,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     insert_options = None if args.no_insert else insert.options_from_args(args, parser, prefix="insert-")
     import ray
 
-    from distrl.experiments.distributed import DistributedConfig, init_ray
+    from distrl.experiments.distributed.config import DistributedConfig
+    from distrl.experiments.distributed.ray_setup import init_ray
 
     cpus = args.num_cpus or os.cpu_count() or 1
     start = time.perf_counter()

@@ -1,8 +1,29 @@
-"""Runtimes: the single-process debug mode here; the Ray runtime in
-``distrl.experiments.distributed`` (imported on demand, since it imports ray)."""
+"""Runtimes: the single-process debug mode (``run_local``) and the Ray runtime
+(``distrl.experiments.distributed``), both running one ``ExperimentConfig``.
 
-from distrl.experiments.config import ExperimentConfig
-from distrl.experiments.local import run_local
-from distrl.experiments.make import make_experiment_config
+Names load from their modules on first use (PEP 562), so that importing a
+light submodule (the command line reads ``distributed.config`` to list the
+learner devices) does not import torch, and nothing here imports ray.
+"""
 
-__all__ = ["ExperimentConfig", "make_experiment_config", "run_local"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public names and the module of this package that defines each.
+_NAMES = {
+    "ExperimentConfig": "config",
+    "experiment_record": "config",
+    "make_experiment_config": "make",
+    "run_local": "local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_NAMES)

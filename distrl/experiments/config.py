@@ -9,6 +9,7 @@ import dm_env
 
 from distrl.agents.builder import Builder
 from distrl.specs import EnvironmentSpec
+from distrl.utils.config import to_dict
 
 
 @dataclasses.dataclass
@@ -43,3 +44,16 @@ class ExperimentConfig:
                 raise ValueError(f"ExperimentConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"ExperimentConfig.seed must be a non-negative integer, got {self.seed!r}")
+
+
+def experiment_record(config: ExperimentConfig) -> dict[str, Any]:
+    """The JSON-friendly parts of ``config`` (all but the builder and the
+    factories), with the agent config as a dict: what ``config.json`` holds."""
+    record = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if field.name not in ("builder", "network_factory", "environment_factory", "agent_config")
+    }
+    if config.agent_config is not None:
+        record["agent_config"] = to_dict(config.agent_config)
+    return record

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from distrl.core import Actor, VariableSource
+from distrl.environment_loop import EnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
 from distrl.types import Versioned
 from distrl.utils.checkpointing import save_checkpoint
@@ -28,21 +29,11 @@ class EvaluationResult(NamedTuple):
 
 
 def evaluate(environment: dm_env.Environment, actor: Actor, num_episodes: int) -> EvaluationResult:
-    """Runs ``num_episodes`` full episodes with ``actor`` (no learning)."""
-    returns = np.zeros(num_episodes, dtype=np.float64)
-    lengths = np.zeros(num_episodes, dtype=np.int64)
-    for episode in range(num_episodes):
-        timestep = environment.reset()
-        actor.observe_first(timestep)
-        total = 0.0
-        steps = 0
-        while not timestep.last():
-            action = actor.select_action(timestep.observation)
-            timestep = environment.step(action)
-            total += float(timestep.reward)
-            steps += 1
-        returns[episode] = total
-        lengths[episode] = steps
+    """Runs ``num_episodes`` full episodes with ``actor`` through an ``EnvironmentLoop``
+    that never calls ``actor.update`` (the weights stay those loaded before)."""
+    results = EnvironmentLoop(environment, actor, should_update=False).run(num_episodes=num_episodes)
+    returns = np.array([r["episode_return"] for r in results], dtype=np.float64)
+    lengths = np.array([r["episode_length"] for r in results], dtype=np.int64)
     return EvaluationResult(returns, lengths)
 
 

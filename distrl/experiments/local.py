@@ -18,26 +18,24 @@ vector steps). Evaluation, progress and the summary are the same in both.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any, Iterator
 
-import dm_env
 import torch
 
 from distrl.core import Actor, BatchedActor, Learner
 from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
-from distrl.experiments.config import ExperimentConfig
+from distrl.experiments.config import ExperimentConfig, experiment_record
 from distrl.experiments.evaluation import RecordingVariableSource, evaluate_and_keep_best
 from distrl.experiments.reporting import RunRecorder
-from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
+from distrl.replay.client import LocalReplayClient, ReplayClient
 from distrl.specs import make_environment_spec
+from distrl.types import SampleBatch
 from distrl.utils.checkpointing import save_checkpoint
-from distrl.utils.config import to_dict
 from distrl.utils.counting import Counter
 from distrl.utils.seeding import derive_seed, seed_everything
 
 
-class _SampleIterator(Iterator[SampleBatch]):
+class SampleIterator(Iterator[SampleBatch]):
     """Yields ``client.sample(batch_size)`` forever (the local learner's dataset)."""
 
     def __init__(self, client: ReplayClient, batch_size: int) -> None:
@@ -48,14 +46,20 @@ class _SampleIterator(Iterator[SampleBatch]):
         return self._client.sample(self._batch_size)
 
 
-class LocalAgent(Actor):
+class LocalAgent(Actor, BatchedActor):
     """An actor and a learner in one process, as Acme's single-process agent.
 
-    ``update()`` first runs every learner step the replay table allows now,
-    then lets the actor refresh its weights (by version, from the learner).
+    Acting is forwarded to ``actor``, an ``Actor`` (one environment, in an
+    ``EnvironmentLoop``) or a ``BatchedActor`` (N, in a
+    ``VectorEnvironmentLoop``): the loop calls whichever interface it drives.
+    ``update()`` first runs every learner step the replay table allows now
+    (while ``client.can_sample(batch_size)``), then, if any ran (or ``wait``),
+    lets the actor load the newer weights from the learner.
     """
 
-    def __init__(self, actor: Actor, learner: Learner, client: ReplayClient, batch_size: int) -> None:
+    def __init__(
+        self, actor: Actor | BatchedActor, learner: Learner, client: ReplayClient, batch_size: int
+    ) -> None:
         self._actor = actor
         self._learner = learner
         self._client = client
@@ -64,50 +68,24 @@ class LocalAgent(Actor):
     def select_action(self, observation: Any) -> Any:
         return self._actor.select_action(observation)
 
-    def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        self._actor.observe_first(timestep)
-
-    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        self._actor.observe(action, next_timestep)
-
-    def update(self, wait: bool = False) -> None:
-        _learn_then_update(self._learner, self._client, self._batch_size, self._actor, wait)
-
-
-class LocalBatchedAgent(BatchedActor):
-    """``LocalAgent`` for a ``BatchedActor``: ``update()`` (once per vector step)
-    runs every learner step the table allows, then refreshes the actor's weights."""
-
-    def __init__(self, actor: BatchedActor, learner: Learner, client: ReplayClient, batch_size: int) -> None:
-        self._actor = actor
-        self._learner = learner
-        self._client = client
-        self._batch_size = batch_size
-
     def select_actions(self, observations: Any) -> Any:
         return self._actor.select_actions(observations)
 
-    def observe_first(self, index: int, timestep: dm_env.TimeStep) -> None:
-        self._actor.observe_first(index, timestep)
+    def observe_first(self, *args: Any) -> None:
+        """``(timestep)`` for an ``Actor``, ``(index, timestep)`` for a ``BatchedActor``."""
+        self._actor.observe_first(*args)
 
-    def observe(self, index: int, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        self._actor.observe(index, action, next_timestep)
+    def observe(self, *args: Any) -> None:
+        """``(action, next_timestep)`` or ``(index, action, next_timestep)``, as ``observe_first``."""
+        self._actor.observe(*args)
 
     def update(self, wait: bool = False) -> None:
-        _learn_then_update(self._learner, self._client, self._batch_size, self._actor, wait)
-
-
-def _learn_then_update(
-    learner: Learner, client: ReplayClient, batch_size: int, actor: Actor | BatchedActor, wait: bool
-) -> None:
-    """Runs learner steps while ``client`` can sample a batch; then, if any ran
-    (or ``wait``), lets ``actor`` fetch the newer weights."""
-    stepped = False
-    while client.can_sample(batch_size):
-        learner.step()
-        stepped = True
-    if stepped or wait:
-        actor.update(wait)
+        stepped = False
+        while self._client.can_sample(self._batch_size):
+            self._learner.step()
+            stepped = True
+        if stepped or wait:
+            self._actor.update(wait)
 
 
 #: Env steps per ``VectorEnvironmentLoop.run`` call, so the progress bar moves between evaluations.
@@ -135,10 +113,13 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     table = builder.make_replay_tables(spec, seed=derive_seed(config.seed, "replay"))[0]
     client = LocalReplayClient(table)
     learner = builder.make_learner(
-        networks, _SampleIterator(client, builder.batch_size), client, counter, recorder.logger,
+        networks, SampleIterator(client, builder.batch_size), client, counter, recorder.logger,
         torch.device("cpu"),
     )
-    policy = builder.make_policy(actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0))
+    policy = builder.make_policy(
+        actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0),
+        exploration=builder.actor_exploration(0, 1),
+    )
     eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
     eval_source = RecordingVariableSource(learner)
     eval_actor = builder.make_actor(eval_policy, eval_networks, eval_source, None)
@@ -151,7 +132,7 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
         adders = builder.make_adders(client, num_envs)
         actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, adders)
         vector_loop = VectorEnvironmentLoop(
-            environments, LocalBatchedAgent(actor, learner, client, builder.batch_size), counter,
+            environments, LocalAgent(actor, learner, client, builder.batch_size), counter,
             recorder.logger, on_episode_end=on_episode_end,
         )
 
@@ -188,15 +169,3 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
     run_evaluation(env_steps)
     save_checkpoint(recorder.run_dir / "checkpoint.pt", {"learner": learner.save()})
     return recorder.finish(env_steps, learner.steps, extra={"replay": dict(client.info())})
-
-
-def experiment_record(config: ExperimentConfig) -> dict[str, Any]:
-    """The JSON-friendly parts of a config, written to ``config.json``."""
-    record = {
-        field.name: getattr(config, field.name)
-        for field in dataclasses.fields(config)
-        if field.name not in ("builder", "network_factory", "environment_factory", "agent_config")
-    }
-    if config.agent_config is not None:
-        record["agent_config"] = to_dict(config.agent_config)
-    return record

@@ -3,48 +3,15 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import tree
 
-from distrl.types import Nest
+from distrl.types import Nest, SampleBatch
+from distrl.utils.nests import concatenate_batches, stacked_length
 
 if TYPE_CHECKING:
     from distrl.replay.table import Table
-
-
-def stacked_length(items: Nest) -> int:
-    """Leading-axis length of the first leaf of a stacked batch (a walk down
-    the first branch; cheaper than flattening the whole nest on every insert)."""
-    leaf = items
-    while not hasattr(leaf, "shape"):
-        if isinstance(leaf, Mapping):
-            leaf = leaf[sorted(leaf)[0]]
-        else:
-            leaf = leaf[0]
-    return int(leaf.shape[0])
-
-
-def concatenate_batches(
-    batches: Sequence[Nest], priorities: Sequence[np.ndarray | None]
-) -> tuple[Nest, np.ndarray | None]:
-    """One stacked batch from several, leaf by leaf and in order, with their
-    priorities (all arrays or all None); a single batch is returned as it is."""
-    if len(batches) == 1:
-        return batches[0], priorities[0]
-    merged = tree.map_structure(lambda *leaves: np.concatenate(leaves), *batches)
-    return merged, None if priorities[0] is None else np.concatenate(priorities)
-
-
-class SampleBatch(NamedTuple):
-    """A sampled batch: replay keys, stacked data, sampling probabilities and
-    importance weights (all ones for uniform sampling)."""
-
-    keys: np.ndarray
-    data: Nest
-    probabilities: np.ndarray
-    weights: np.ndarray
 
 
 class ReplayClient(abc.ABC):

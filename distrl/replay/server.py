@@ -43,10 +43,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import ray
 
-from distrl.replay.client import ReplayClient, SampleBatch, concatenate_batches, stacked_length
+from distrl.replay.client import ReplayClient
 from distrl.replay.rate_limiters import Queue
 from distrl.replay.table import DEFAULT_TIMEOUT_S, Table
-from distrl.types import Nest
+from distrl.types import Nest, SampleBatch
+from distrl.utils.nests import concatenate_batches, stacked_length
 
 #: Extra seconds a client waits on a remote call beyond the server-side
 #: timeout, so that the server's TimeoutError (which names the limiter state)

@@ -17,11 +17,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from distrl.replay.client import SampleBatch
 from distrl.replay.rate_limiters import Queue, RateLimiter
 from distrl.replay.samplers import FifoSampler, Sampler
 from distrl.replay.storage import ArrayStorage
-from distrl.types import Nest
+from distrl.types import Nest, SampleBatch
 
 DEFAULT_TIMEOUT_S = 600.0
 """Longest a blocking insert or sample waits on the rate limiter, in seconds."""

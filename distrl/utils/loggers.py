@@ -9,6 +9,7 @@ environment-step count so runs can be compared on the same axis.
 from __future__ import annotations
 
 import abc
+import collections
 import csv
 import os
 import threading
@@ -102,6 +103,28 @@ class NullLogger(Logger):
 
     def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
         pass
+
+
+class BufferLogger(Logger):
+    """Keeps the last ``max_rows`` rows in memory until ``drain`` collects them.
+
+    A worker process (a Ray learner) cannot write the driver's files: it logs
+    here and the driver drains the rows with each poll, so memory stays
+    bounded even when nobody polls for a while (the oldest rows go first).
+    """
+
+    def __init__(self, max_rows: int = 10_000) -> None:
+        self._rows: collections.deque[tuple[dict[str, float], int]] = collections.deque(maxlen=max_rows)
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        self._rows.append(({k: float(v) for k, v in metrics.items()}, int(env_steps)))
+
+    def drain(self) -> list[tuple[dict[str, float], int]]:
+        """Returns and forgets the rows written since the last call, oldest first."""
+        rows = []
+        while self._rows:
+            rows.append(self._rows.popleft())
+        return rows
 
 
 def tensorboard_available() -> bool:

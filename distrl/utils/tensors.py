@@ -26,17 +26,18 @@ def to_tensors(nest: Any, device: torch.device) -> Any:
     return tree.map_structure(lambda leaf: to_tensor(leaf, device), nest)
 
 
+def to_cpu(value: Any) -> Any:
+    """A copy of a nest of tensors (dicts, lists, tuples) with every tensor
+    detached and on the CPU, other leaves kept: a learner state for a checkpoint."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return type(value)((k, to_cpu(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
 def pin(nest: Any) -> Any:
     """Tensors of ``nest`` in page-locked host memory, for asynchronous copies to CUDA."""
     return tree.map_structure(lambda leaf: torch.from_numpy(np.asarray(leaf)).pin_memory(), nest)
-
-
-def select_device(requested: str) -> torch.device:
-    """Resolves ``auto`` | ``cuda`` | ``cpu`` (``auto`` picks CUDA when available)."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("learner_device='cuda' was requested but torch.cuda.is_available() is False")
-    if requested not in ("cuda", "cpu"):
-        raise ValueError(f"learner_device must be one of auto, cuda, cpu; got {requested!r}")
-    return torch.device(requested)

@@ -13,11 +13,8 @@ pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")
 
 from distrl.experiments import make_experiment_config  # noqa: E402
-from distrl.experiments.distributed import (  # noqa: E402
-    DistributedConfig,
-    apex_epsilon,
-    run_distributed,
-)
+from distrl.agents.dqn.actor import apex_epsilon  # noqa: E402
+from distrl.experiments.distributed import DistributedConfig, run_distributed  # noqa: E402
 from distrl.utils.checkpointing import load_checkpoint  # noqa: E402
 from distrl.utils.config import ConfigError  # noqa: E402
 
@@ -28,7 +25,8 @@ KILL_AT_ENV_STEPS = 300
 
 
 def test_apex_epsilons():
-    assert apex_epsilon(0, 1) == 0.4
+    with pytest.raises(ValueError):
+        apex_epsilon(0, 1)
     assert apex_epsilon(0, 8) == pytest.approx(0.4)
     assert apex_epsilon(7, 8) == pytest.approx(0.4**8)
     values = [apex_epsilon(i, 5) for i in range(5)]

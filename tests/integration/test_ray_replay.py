@@ -139,7 +139,7 @@ def test_update_priorities_info_and_state_round_trip(ray_session):
 
 
 def test_prefetching_iterator_over_ray_client(ray_session):
-    from distrl.experiments.prefetch import PrefetchingIterator
+    from distrl.replay.prefetch import PrefetchingIterator
     import torch
 
     server = create_replay_server(functools.partial(_make_tables, 1.0, 10, 1000.0))

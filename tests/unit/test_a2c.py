@@ -22,8 +22,9 @@ from distrl.core import BatchedActor
 from distrl.environment_loop import VectorEnvironmentLoop
 from distrl.envs.fakes import ContinuousFake, FakeEnvironment
 from distrl.experiments import ExperimentConfig, make_experiment_config, run_local
-from distrl.experiments.local import LocalBatchedAgent, _SampleIterator
-from distrl.replay.client import LocalReplayClient, SampleBatch
+from distrl.experiments.local import LocalAgent, SampleIterator
+from distrl.replay.client import LocalReplayClient
+from distrl.types import SampleBatch
 from distrl.replay.table import Table
 from distrl.specs import make_environment_spec
 from distrl.types import Trajectory
@@ -270,14 +271,14 @@ def test_queue_learner_path_consumes_each_segment_once_in_order():
     actor_networks = a2c.make_networks(spec, config)
     table = builder.make_replay_tables(spec, seed=0)[0]
     client = LocalReplayClient(table)
-    dataset = KeyRecorder(_SampleIterator(client, builder.batch_size))
+    dataset = KeyRecorder(SampleIterator(client, builder.batch_size))
     learner = builder.make_learner(networks, dataset, client, Counter(), RecordingLogger(), torch.device("cpu"))
     policy = builder.make_policy(actor_networks, evaluation=False, seed=0)
     adders = [builder.make_adder(client) for _ in range(4)]
     actor = builder.make_batched_actor(policy, actor_networks, learner, adders)
     actor.update(wait=True)
     environments = [FakeEnvironment(length, obs_shape=(3,)) for length in (2, 3, 4, 7)]
-    loop = VectorEnvironmentLoop(environments, LocalBatchedAgent(actor, learner, client, builder.batch_size))
+    loop = VectorEnvironmentLoop(environments, LocalAgent(actor, learner, client, builder.batch_size))
     loop.run(num_steps=4 * 12)  # 12 vector steps = 4 rounds of T = 3.
     assert learner.steps == 4
     # One learner step per round, each taking that round's 4 segments, oldest first.

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from distrl.adders import NStepTransitionAdder, TrajectoryAdder
-from distrl.replay.client import ReplayClient, SampleBatch
+from distrl.replay.client import ReplayClient
+from distrl.types import SampleBatch
 from distrl.types import Nest, Trajectory, Transition
 
 

@@ -25,7 +25,7 @@ from distrl.agents.ddpg.learning import DDPGLearner
 from distrl.agents.ddpg.losses import actor_loss, critic_td_loss
 from distrl.agents.ddpg.networks import Critic
 from distrl.networks.encoders import IdentityEncoder
-from distrl.replay.client import SampleBatch
+from distrl.types import SampleBatch
 from distrl.specs import EnvironmentSpec
 from distrl.types import Transition, Versioned
 from distrl.utils.config import ConfigError, apply_overrides

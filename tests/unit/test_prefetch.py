@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from distrl.experiments.prefetch import PrefetchingIterator, PrefetchStopped
-from distrl.replay.client import LocalReplayClient, ReplayClient, SampleBatch
+from distrl.replay.prefetch import PrefetchingIterator, PrefetchStopped
+from distrl.replay.client import LocalReplayClient, ReplayClient
+from distrl.types import SampleBatch
 from distrl.replay.rate_limiters import MinSize
 from distrl.replay.samplers import UniformSampler
 from distrl.replay.table import Table

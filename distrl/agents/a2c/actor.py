@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from distrl.adders.base import Adder
-from distrl.adders.nstep import index_nest, stack_nests
+from distrl.utils.nests import index_nest, stack_nests
 from distrl.agents.a2c.networks import ActorCritic
 from distrl.agents.actors import BatchedFeedForwardActor
 from distrl.agents.builder import BatchedPolicy, Policy
@@ -75,6 +75,10 @@ class SamplingPolicy(Policy, BatchedPolicy):
         self._minimum = network.action_minimum
         self._maximum = network.action_maximum
         self._rng = np.random.default_rng(seed)
+
+    def exploration_state(self) -> dict[str, Any]:
+        """A2C explores by sampling pi itself."""
+        return {"kind": "sampling"}
 
     def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._discrete:

@@ -43,9 +43,10 @@ from distrl.agents.a2c.networks import ActorCritic
 from distrl.agents.actors import BatchedFeedForwardActor, FeedForwardActor, SingleStreamActor
 from distrl.agents.builder import BatchedPolicy, Builder, Policy
 from distrl.core import Actor, BatchedActor, Learner, VariableSource
-from distrl.replay.client import GroupedInsertClient, ReplayClient, SampleBatch
+from distrl.replay.client import GroupedInsertClient, ReplayClient
 from distrl.replay.table import Table
 from distrl.specs import EnvironmentSpec
+from distrl.types import SampleBatch
 from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
@@ -55,7 +56,13 @@ QUEUE_TABLE = "trajectories"
 
 
 class A2CBuilder(Builder):
-    """Wires A2C's parts from one ``Config`` (see the module docstring)."""
+    """Wires A2C's parts from one ``Config`` (see the module docstring); actors pull ``policy``.
+
+    Every actor explores the same way, by sampling its policy, so
+    ``actor_exploration`` keeps the default (None for every actor).
+    """
+
+    variable_names = ("policy",)
 
     def __init__(self, config: Config, num_actors: int = 1) -> None:
         per_round = config.envs_per_actor * num_actors

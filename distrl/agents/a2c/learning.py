@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-import time
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping
 
 import torch
 import tree
@@ -12,16 +10,14 @@ import tree
 from distrl.agents.a2c.config import Config
 from distrl.agents.a2c.losses import a2c_loss, gae
 from distrl.agents.a2c.networks import ActorCritic
-from distrl.core import Learner
-from distrl.replay.client import SampleBatch
-from distrl.types import Trajectory, Versioned
-from distrl.variables.snapshots import ParameterSnapshots
+from distrl.agents.learning import TorchLearner
+from distrl.types import SampleBatch, Trajectory
 from distrl.utils.counting import Counter
-from distrl.utils.loggers import Logger, NullLogger
+from distrl.utils.loggers import Logger
 from distrl.utils.tensors import to_tensor, to_tensors
 
 
-class A2CLearner(Learner):
+class A2CLearner(TorchLearner):
     """Advantage actor-critic on fixed-length segments from a FIFO queue.
 
     Each ``step()`` takes one ``SampleBatch`` of B ``Trajectory`` segments
@@ -44,7 +40,9 @@ class A2CLearner(Learner):
     policy lag, learner version minus the ``policy_version`` the actors
     recorded for each step, is logged as ``charts/policy_lag`` (0 when
     synchronous). Batch leaves may be numpy arrays or torch tensors (e.g.
-    from a prefetching iterator); they are only read.
+    from a prefetching iterator); they are only read. Also logs
+    ``losses/policy_loss``, ``losses/value_loss`` and ``losses/entropy``.
+    Publishes ``policy``.
     """
 
     def __init__(
@@ -61,7 +59,6 @@ class A2CLearner(Learner):
         self._config = config
         self._batch_size = batch_size or config.batch_size or config.envs_per_actor
         self._dropped_segments = 0
-        self._device = device
         self._networks = networks.to(device)
         self._parameters = list(self._networks.parameters())
         if config.optimizer == "rmsprop":
@@ -72,18 +69,14 @@ class A2CLearner(Learner):
             self._optimizer = torch.optim.Adam(
                 self._parameters, lr=config.learning_rate, eps=config.optimizer_eps, foreach=True
             )
-        self._dataset = dataset
-        self._counter = counter if counter is not None else Counter()
-        self._logger = logger if logger is not None else NullLogger()
-        self._steps = 0
-        self._sums = torch.zeros(4, device=device)  # policy loss, value loss, entropy, policy lag
+        super().__init__(
+            dataset=dataset,
+            state={"networks": self._networks, "optimizer": self._optimizer},
+            published={"policy": self._networks.policy},
+            metric_names=("losses/policy_loss", "losses/value_loss", "losses/entropy", "charts/policy_lag"),
+            log_every=config.log_every, counter=counter, logger=logger, device=device,
+        )
         self._zero = torch.zeros((), device=device)
-        self._last_log_time = time.perf_counter()
-        self._snapshots = ParameterSnapshots({"policy": self._networks.policy}, "A2C learner")
-
-    @property
-    def steps(self) -> int:
-        return self._steps
 
     @property
     def dropped_segments(self) -> int:
@@ -117,7 +110,7 @@ class A2CLearner(Learner):
         fresh = self._steps - versions.min(dim=1).values <= max_lag
         return None if bool(fresh.all()) else fresh
 
-    def step(self) -> Mapping[str, float]:
+    def _update(self) -> Mapping[str, torch.Tensor]:
         data = self._next_batch()
         device, config = self._device, self._config
         observation = to_tensor(data.observation, device)
@@ -145,47 +138,10 @@ class A2CLearner(Learner):
         if isinstance(data.extras, Mapping) and "policy_version" in data.extras:
             behaviour = to_tensor(data.extras["policy_version"], device)
             lag = self._steps - behaviour[mask].to(torch.float32).mean()
-        self._sums += torch.stack([output.policy_loss, output.value_loss, output.entropy, lag])
-        self._steps += 1
-        if self._steps % config.log_every == 0:
-            return self._log()
-        return {}
-
-    def _log(self) -> dict[str, float]:
-        now = time.perf_counter()
-        n = self._config.log_every
-        policy_loss, value_loss, entropy, lag = (self._sums / n).tolist()
-        metrics = {
-            "losses/policy_loss": policy_loss,
-            "losses/value_loss": value_loss,
-            "losses/entropy": entropy,
-            "charts/policy_lag": lag,
-            "charts/dropped_segments": float(self._dropped_segments),
-            "charts/learner_steps": float(self._steps),
-            "charts/updates_per_s": n / max(now - self._last_log_time, 1e-9),
+        return {
+            "losses/policy_loss": output.policy_loss, "losses/value_loss": output.value_loss,
+            "losses/entropy": output.entropy, "charts/policy_lag": lag,
         }
-        self._sums.zero_()
-        self._last_log_time = now
-        counts = self._counter.increment(learner_steps=n)
-        self._logger.write(metrics, env_steps=int(counts.get("env_steps", 0)))
-        return metrics
 
-    def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
-        """Returns the policy network's parameters as numpy, cached per version."""
-        return self._snapshots.get(self._steps, names)
-
-    def save(self) -> Mapping[str, Any]:
-        """Networks, optimizer, step count and torch RNG, copied (later steps do not change it)."""
-        return copy.deepcopy({
-            "networks": self._networks.state_dict(),
-            "optimizer": self._optimizer.state_dict(),
-            "steps": self._steps,
-            "torch_rng": torch.get_rng_state(),
-        })
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        self._networks.load_state_dict(state["networks"])
-        self._optimizer.load_state_dict(state["optimizer"])
-        self._steps = int(state["steps"])
-        torch.set_rng_state(state["torch_rng"])
-        self._snapshots.invalidate()
+    def _log_extras(self) -> dict[str, float]:
+        return {"charts/dropped_segments": float(self._dropped_segments)}

@@ -14,12 +14,27 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from distrl.agents.builder import Policy
+
+
+def spread_noise_scale(index: int, num_actors: int) -> float:
+    """The noise scale of actor ``index`` of N: 2 ** (1 - 2 i / (N - 1)), 1 for N = 1.
+
+    Actor 0 explores with twice the configured sigma, the last with half,
+    geometrically spaced in between (see ``Config.actor_noise_scales``).
+    Raises ValueError for an index outside [0, N).
+    """
+    if not 0 <= index < num_actors:
+        raise ValueError(f"spread_noise_scale needs 0 <= index < num_actors, got {index}, {num_actors}")
+    if num_actors == 1:
+        return 1.0
+    return 2.0 ** (1 - 2 * index / (num_actors - 1))
 
 
 class Noise(abc.ABC):
@@ -32,9 +47,16 @@ class Noise(abc.ABC):
     def reset(self) -> None:
         """Starts a new episode."""
 
+    @property
+    @abc.abstractmethod
+    def kind(self) -> str:
+        """``gaussian`` or ``ou``, for reports."""
+
 
 class GaussianNoise(Noise):
     """n_t ~ N(0, sigma^2) independently per step and action dimension."""
+
+    kind = "gaussian"
 
     def __init__(self, sigma: np.ndarray, rng: np.random.Generator) -> None:
         self.sigma = np.asarray(sigma, dtype=np.float64)
@@ -58,6 +80,8 @@ class OrnsteinUhlenbeckNoise(Noise):
     dt = 1e-2 (a slowly drifting offset within an episode), 6.7 steps at dt = 1.
     ``reset`` returns x to 0 (the start of each episode).
     """
+
+    kind = "ou"
 
     def __init__(self, sigma: np.ndarray, theta: float, dt: float, rng: np.random.Generator) -> None:
         if theta <= 0 or dt <= 0:
@@ -115,6 +139,10 @@ class NoisyPolicy(DeterministicPolicy):
 
     def reset(self) -> None:
         self.noise.reset()
+
+    def exploration_state(self) -> dict[str, Any]:
+        """The noise process and its sigma per action dimension (action units)."""
+        return {"kind": self.noise.kind, "sigma": self.noise.sigma.tolist()}
 
     def __call__(self, observation: np.ndarray) -> np.ndarray:
         action = self._mu(observation) + self.noise.sample()

@@ -1,59 +1,51 @@
-"""The DDPG builder: replay table, n-step adder, noisy deterministic actor, learner."""
+"""The DDPG builder: noisy deterministic policies, per-actor noise scales, learner.
+
+The table, the n-step adder and the actor are ``OffPolicyBuilder``'s; this
+builder adds the policies, per-actor noise scales and the learner.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
-from distrl.adders.base import Adder
-from distrl.adders.nstep import NStepTransitionAdder
-from distrl.agents.actors import FeedForwardActor
-from distrl.agents.builder import Builder, Policy
-from distrl.agents.ddpg.actor import DeterministicPolicy, GaussianNoise, NoisyPolicy, OrnsteinUhlenbeckNoise
+from distrl.agents.builder import Policy
+from distrl.agents.ddpg.actor import (
+    DeterministicPolicy,
+    GaussianNoise,
+    NoisyPolicy,
+    OrnsteinUhlenbeckNoise,
+    spread_noise_scale,
+)
 from distrl.agents.ddpg.config import Config
 from distrl.agents.ddpg.learning import DDPGLearner
 from distrl.agents.ddpg.networks import DDPGNetworks
-from distrl.core import Actor, Learner, VariableSource
-from distrl.replay.client import ReplayClient, SampleBatch
-from distrl.replay.rate_limiters import SampleToInsertRatio
-from distrl.replay.samplers import UniformSampler
-from distrl.replay.table import Table
-from distrl.specs import EnvironmentSpec
+from distrl.agents.off_policy import OffPolicyBuilder
+from distrl.core import Learner
+from distrl.replay.client import ReplayClient
+from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
-from distrl.variables.client import VariableClient
-
-REPLAY_TABLE = "transitions"
 
 
-class DDPGBuilder(Builder):
-    """Wires DDPG's parts from one ``Config``."""
+class DDPGBuilder(OffPolicyBuilder):
+    """Wires DDPG's parts from one ``Config``; actors pull ``policy``."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.batch_size = config.batch_size
+    config: Config
+    variable_names = ("policy",)
 
-    def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
-        """One uniform transition table with a samples-per-insert rate limiter.
+    def actor_exploration(self, index: int, num_actors: int) -> float | None:
+        """Actor ``index``'s noise scale ``spread_noise_scale(index, N)`` when
+        ``actor_noise_scales`` is 'spread' and N > 1; None (scale 1) otherwise."""
+        if self.config.actor_noise_scales == "spread" and num_actors > 1:
+            return spread_noise_scale(index, num_actors)
+        return None
 
-        The limiter's window follows ``samples_per_insert_tolerance`` and is
-        never narrower than one learner batch and one adder batch need
-        (``SampleToInsertRatio.with_tolerance``).
-        """
-        config = self.config
-        limiter = SampleToInsertRatio.with_tolerance(
-            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
-            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
-        )
-        return [Table(REPLAY_TABLE, config.max_replay_size, UniformSampler(seed=seed), limiter)]
-
-    def make_adder(self, client: ReplayClient) -> Adder:
-        return NStepTransitionAdder(
-            client, n_step=self.config.n_step, discount=self.config.discount,
-            max_batch_size=self.config.adder_batch_size,
-        )
+    def actor_modules(self, networks: DDPGNetworks) -> Mapping[str, nn.Module]:
+        return {"policy": networks.policy_network}
 
     def make_policy(
         self, networks: DDPGNetworks, evaluation: bool, seed: int, exploration: float | None = None
@@ -61,8 +53,9 @@ class DDPGBuilder(Builder):
         """a = mu(s) for evaluation; otherwise mu(s) plus the configured noise, clipped to the bounds.
 
         The noise scale is ``exploration * noise_sigma * (high - low) / 2``
-        per action dimension; ``exploration`` defaults to 1 (the distributed
-        runtime gives each actor its own) and 0 switches the noise off.
+        per action dimension; ``exploration`` defaults to 1 (see
+        ``actor_exploration``) and 0 switches the noise off. Raises
+        ValueError for a negative ``exploration``.
         """
         if evaluation:
             return DeterministicPolicy(networks.policy_network)
@@ -78,20 +71,6 @@ class DDPGBuilder(Builder):
         else:
             noise = GaussianNoise(sigma, rng)
         return NoisyPolicy(networks.policy_network, noise, networks.action_minimum, networks.action_maximum)
-
-    def make_actor(
-        self,
-        policy: Policy,
-        networks: DDPGNetworks,
-        variable_source: VariableSource | None,
-        adder: Adder | None,
-    ) -> Actor:
-        client = None
-        if variable_source is not None:
-            client = VariableClient(
-                variable_source, {"policy": networks.policy_network}, self.config.variable_update_period
-            )
-        return FeedForwardActor(policy, adder, client)
 
     def make_learner(
         self,

@@ -25,6 +25,14 @@ fraction of one, so wall-clock is about (number of updates) x (cost of one):
 * Gaussian noise of 0.2 half-ranges explored as well as 0.1 here, and the
   paper's OU noise (``noise_type='ou'``, same sigma) as well as Gaussian.
 
+* With several distributed actors, each explores at its own scale
+  (``actor_noise_scales``): a spread around ``noise_sigma`` puts both wider
+  and narrower exploration in the replay, as Ape-X's per-actor epsilons do
+  for DQN (Horgan et al. 2018; RLlib's ``PerWorkerGaussianNoise`` applies
+  Ape-X's epsilon table itself to the noise scale, which leaves most actors
+  with far less noise than one actor would have; the spread here stays
+  within 2x of the tuned sigma either way).
+
 Harder tasks (MuJoCo) are usually run with a larger replay, a
 ``min_replay_size`` of 10k or more, batches of 256 and about one update per
 environment step.
@@ -34,49 +42,48 @@ from __future__ import annotations
 
 import dataclasses
 
+from distrl.agents.off_policy import OffPolicyConfig
 from distrl.utils.config import doc, in_unit_interval, non_negative, positive, require
 
 NOISE_TYPES = ("gaussian", "ou")
 
+#: How the actors of a distributed run scale their noise (``Config.actor_noise_scales``).
+ACTOR_NOISE_SCALES = ("spread", "same")
+
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(OffPolicyConfig):
     """Deep Deterministic Policy Gradient (Lillicrap et al. 2016) with n-step returns."""
 
+    batch_size: int = OffPolicyConfig.field_with_default("batch_size", 32)
+    samples_per_insert: float = OffPolicyConfig.field_with_default("samples_per_insert", 16.0)
     actor_learning_rate: float = doc(1e-4, "Adam step size of the actor mu(s).")
     critic_learning_rate: float = doc(2e-3, "Adam step size of the critic Q(s, a).")
-    batch_size: int = doc(32, "Transitions per learner update.")
-    discount: float = doc(0.99, "Agent discount gamma applied per environment step.")
-    n_step: int = doc(3, "Steps summed into each transition's return before bootstrapping.")
     tau: float = doc(0.005, "Polyak rate of both target networks: theta' <- (1 - tau) theta' + tau theta per update.")
     actor_hidden_sizes: tuple[int, ...] = doc((400, 300), "Units per hidden layer of the actor MLP.")
     critic_hidden_sizes: tuple[int, ...] = doc((400, 300), "Units per hidden layer of the critic MLP.")
     critic_action_layer: int = doc(0, "Critic layer the action enters at: 0 = concatenated with the observation at the input, 1 = at the second layer, ...")
     noise_type: str = doc("gaussian", "Exploration noise: 'gaussian' (independent per step) or 'ou' (Ornstein-Uhlenbeck, reset every episode).")
     noise_sigma: float = doc(0.2, "Noise scale as a fraction of the action half-range (high - low) / 2; Gaussian std, or OU sigma.")
+    actor_noise_scales: str = doc(
+        "spread", "Noise of a distributed run's actors: 'spread' = with N > 1 actors, actor i scales noise_sigma "
+                  "by 2 ** (1 - 2 i / (N - 1)), from 2x down to 0.5x (one actor: 1x); 'same' = every actor "
+                  "uses noise_sigma (the single-process mode always does).")
     ou_theta: float = doc(0.15, "OU mean-reversion rate theta (per unit time).")
     ou_dt: float = doc(1e-2, "OU time step per env step; the noise decorrelates over about 1 / (theta * dt) steps.")
     max_grad_norm: float | None = doc(None, "Clip each network's global gradient norm to this value (None: no clipping).")
-    max_replay_size: int = doc(100_000, "Replay capacity in transitions (oldest evicted first).")
-    min_replay_size: int = doc(1_000, "Transitions in replay before learning starts.")
-    samples_per_insert: float = doc(16.0, "Transitions sampled per transition inserted (updates per env step = samples_per_insert / batch_size).")
-    samples_per_insert_tolerance: float = doc(0.1, "Allowed drift of the replay ratio, as a fraction of samples_per_insert * min_replay_size.")
-    adder_batch_size: int = doc(16, "Transitions an adder buffers before one replay insert.")
-    variable_update_period: int = doc(1, "Actor env steps between checks for newer weights.")
     log_every: int = doc(100, "Learner updates between loss logs.")
 
     def __post_init__(self) -> None:
-        positive(self, "actor_learning_rate", "critic_learning_rate", "batch_size", "n_step",
-                 "noise_sigma", "ou_theta", "ou_dt", "max_replay_size", "min_replay_size",
-                 "samples_per_insert", "adder_batch_size", "variable_update_period", "log_every")
-        non_negative(self, "samples_per_insert_tolerance", "critic_action_layer")
-        in_unit_interval(self, "discount", "tau")
+        super().__post_init__()
+        positive(self, "actor_learning_rate", "critic_learning_rate", "noise_sigma", "ou_theta", "ou_dt",
+                 "log_every")
+        non_negative(self, "critic_action_layer")
+        in_unit_interval(self, "tau")
         require(self.noise_type in NOISE_TYPES, "Config", "noise_type", self.noise_type,
                 f"be one of {', '.join(NOISE_TYPES)}")
-        require(self.min_replay_size >= self.batch_size, "Config", "min_replay_size", self.min_replay_size,
-                f"be >= batch_size ({self.batch_size})")
-        require(self.min_replay_size <= self.max_replay_size, "Config", "min_replay_size", self.min_replay_size,
-                f"be <= max_replay_size ({self.max_replay_size})")
+        require(self.actor_noise_scales in ACTOR_NOISE_SCALES, "Config", "actor_noise_scales",
+                self.actor_noise_scales, f"be one of {', '.join(ACTOR_NOISE_SCALES)}")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "Config", "max_grad_norm",
                 self.max_grad_norm, "be > 0 or None")
         for name in ("actor_hidden_sizes", "critic_hidden_sizes"):

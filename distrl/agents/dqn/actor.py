@@ -1,6 +1,9 @@
-"""DQN acting policies: epsilon-greedy for exploration, greedy for evaluation."""
+"""DQN acting policies: epsilon-greedy for exploration, greedy for evaluation,
+and Ape-X's table of per-actor epsilons."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -8,6 +11,19 @@ from torch import nn
 
 from distrl.agents.builder import Policy
 from distrl.networks.numpy_inference import compile_numpy_forward
+
+
+def apex_epsilon(index: int, num_actors: int) -> float:
+    """Ape-X's fixed epsilon of actor ``index`` of N: 0.4 ** (1 + 7 i / (N - 1)) (Horgan et al. 2018).
+
+    Actor 0 explores most (0.4), the last nearly never (0.4 ** 8 ~ 6.6e-4),
+    so the replay mixes broad exploration with near-greedy play. Defined for
+    N >= 2; raises ValueError for one actor, for which the table has no
+    spread (``DQNBuilder.actor_exploration`` gives it the config's schedule).
+    """
+    if num_actors < 2 or not 0 <= index < num_actors:
+        raise ValueError(f"apex_epsilon needs 0 <= index < num_actors and num_actors >= 2, got {index}, {num_actors}")
+    return 0.4 ** (1 + 7 * index / (num_actors - 1))
 
 
 class GreedyPolicy(Policy):
@@ -62,6 +78,13 @@ class EpsilonGreedyPolicy(GreedyPolicy):
             return self._epsilon_end
         fraction = self._steps / self._decay_steps
         return self._epsilon_start + fraction * (self._epsilon_end - self._epsilon_start)
+
+    def exploration_state(self) -> dict[str, Any]:
+        """The schedule and the epsilon the next step will use."""
+        return {
+            "kind": "epsilon_greedy", "epsilon": self.epsilon, "epsilon_start": self._epsilon_start,
+            "epsilon_end": self._epsilon_end, "decay_steps": self._decay_steps, "steps": self._steps,
+        }
 
     def __call__(self, observation: np.ndarray) -> np.int64:
         epsilon = self.epsilon

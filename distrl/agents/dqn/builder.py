@@ -1,64 +1,55 @@
-"""The DQN builder: replay table, n-step adder, epsilon-greedy actor, learner."""
+"""The DQN builder: uniform or prioritized transition table, epsilon-greedy actor, learner.
+
+The table, the n-step adder and the actor are ``OffPolicyBuilder``'s; this
+builder adds the sampler choice, the policies, per-actor epsilons and the
+learner.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
+from torch import nn
 
-from distrl.adders.base import Adder
-from distrl.adders.nstep import NStepTransitionAdder
-from distrl.agents.actors import FeedForwardActor
-from distrl.agents.builder import Builder, Policy
-from distrl.agents.dqn.actor import EpsilonGreedyPolicy, GreedyPolicy
+from distrl.agents.builder import Policy
+from distrl.agents.dqn.actor import EpsilonGreedyPolicy, GreedyPolicy, apex_epsilon
 from distrl.agents.dqn.config import Config
 from distrl.agents.dqn.learning import DQNLearner
 from distrl.agents.dqn.networks import DQNNetworks
-from distrl.core import Actor, Learner, VariableSource
-from distrl.replay.client import ReplayClient, SampleBatch
-from distrl.replay.rate_limiters import SampleToInsertRatio
-from distrl.replay.samplers import PrioritizedSampler, UniformSampler
-from distrl.replay.table import Table
-from distrl.specs import EnvironmentSpec
+from distrl.agents.off_policy import OffPolicyBuilder
+from distrl.core import Learner
+from distrl.replay.client import ReplayClient
+from distrl.replay.samplers import PrioritizedSampler, Sampler, UniformSampler
+from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
-from distrl.variables.client import VariableClient
-
-REPLAY_TABLE = "transitions"
 
 
-class DQNBuilder(Builder):
-    """Wires DQN's parts from one ``Config``."""
+class DQNBuilder(OffPolicyBuilder):
+    """Wires DQN's parts from one ``Config``; actors pull ``q_network``."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.batch_size = config.batch_size
+    config: Config
+    variable_names = ("q_network",)
 
-    def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
-        """One transition table with a samples-per-insert rate limiter.
-
-        The limiter's window follows ``samples_per_insert_tolerance`` and is
-        never narrower than one learner batch and one adder batch need
-        (``SampleToInsertRatio.with_tolerance``).
-        """
+    def make_sampler(self, seed: int) -> Sampler:
+        """Prioritized (sum tree, alpha and beta from the config) or uniform."""
         config = self.config
         if config.prioritized:
-            sampler = PrioritizedSampler(
+            return PrioritizedSampler(
                 alpha=config.priority_exponent, beta=config.importance_sampling_exponent, seed=seed
             )
-        else:
-            sampler = UniformSampler(seed=seed)
-        limiter = SampleToInsertRatio.with_tolerance(
-            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
-            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
-        )
-        return [Table(REPLAY_TABLE, config.max_replay_size, sampler, limiter)]
+        return UniformSampler(seed=seed)
 
-    def make_adder(self, client: ReplayClient) -> Adder:
-        return NStepTransitionAdder(
-            client, n_step=self.config.n_step, discount=self.config.discount,
-            max_batch_size=self.config.adder_batch_size,
-        )
+    def actor_exploration(self, index: int, num_actors: int) -> float | None:
+        """Ape-X's fixed epsilon for actor ``index`` of N > 1 when ``actor_epsilons`` is
+        'apex'; None (the config's epsilon schedule) for a single actor or 'schedule'."""
+        if self.config.actor_epsilons == "apex" and num_actors > 1:
+            return apex_epsilon(index, num_actors)
+        return None
+
+    def actor_modules(self, networks: DQNNetworks) -> Mapping[str, nn.Module]:
+        return {"q_network": networks.q_network}
 
     def make_policy(
         self, networks: DQNNetworks, evaluation: bool, seed: int, exploration: float | None = None
@@ -72,20 +63,6 @@ class DQNBuilder(Builder):
         else:
             start, end, decay = exploration, exploration, 0
         return EpsilonGreedyPolicy(networks.q_network, networks.num_actions, start, end, decay, seed=seed)
-
-    def make_actor(
-        self,
-        policy: Policy,
-        networks: DQNNetworks,
-        variable_source: VariableSource | None,
-        adder: Adder | None,
-    ) -> Actor:
-        client = None
-        if variable_source is not None:
-            client = VariableClient(
-                variable_source, {"q_network": networks.q_network}, self.config.variable_update_period
-            )
-        return FeedForwardActor(policy, adder, client)
 
     def make_learner(
         self,

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 import tree
 
-from distrl.replay.client import ReplayClient, SampleBatch
+from distrl.replay.client import ReplayClient
 from distrl.replay.table import DEFAULT_TIMEOUT_S
+from distrl.types import SampleBatch
 
 
 class PrefetchStopped(Exception):

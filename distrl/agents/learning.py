@@ -1,0 +1,140 @@
+"""The shell every distrl learner shares; the maths stays in each agent's ``learning.py``.
+
+A learner is two things: one agent's update rule (DQN's double-Q step,
+DDPG's critic-then-actor step, A2C's GAE step) and the plumbing around it
+that is the same for all of them: counting updates (the weight version),
+averaging metrics over ``log_every`` updates without a host sync per step,
+serving versioned parameter snapshots to actors, and saving and restoring
+networks, optimisers, the step count and the torch RNG. ``TorchLearner``
+is that plumbing; an agent's learner subclasses it and writes ``_update``.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from distrl.core import Learner
+from distrl.types import SampleBatch, Versioned
+from distrl.utils.counting import Counter
+from distrl.utils.loggers import Logger, NullLogger
+from distrl.variables.snapshots import ParameterSnapshots
+
+#: What a learner saves and restores: modules and optimisers, by name.
+StateObject = nn.Module | torch.optim.Optimizer
+
+
+class TorchLearner(Learner):
+    """A ``Learner`` whose subclass supplies only ``_update`` (one gradient update).
+
+    Args:
+      dataset: yields ``SampleBatch``es; ``_update`` takes what it needs.
+      state: the modules and optimisers ``save``/``restore`` cover, by the
+        names the saved dict uses (e.g. ``q_network``, ``optimizer``).
+      published: the modules ``get_variables`` serves, by variable name
+        (the agent builder's ``variable_names``).
+      metric_names: the names of the 0-d tensors ``_update`` returns, in order.
+      log_every: updates between metric logs (means over those updates).
+      counter, logger: where ``learner_steps`` and the metric rows go.
+      device: where the networks and the metric sums live.
+
+    ``steps`` counts completed updates and is the version of the published
+    parameters. ``save()`` returns a deep copy (training may go on while it
+    is written) with the state objects' ``state_dict``s, ``steps`` and the
+    torch RNG state (``torch_rng``).
+    """
+
+    def __init__(
+        self,
+        *,
+        dataset: Iterator[SampleBatch],
+        state: Mapping[str, StateObject],
+        published: Mapping[str, nn.Module],
+        metric_names: Sequence[str],
+        log_every: int,
+        counter: Counter | None,
+        logger: Logger | None,
+        device: torch.device,
+    ) -> None:
+        self._dataset = dataset
+        self._state_objects = dict(state)
+        self._metric_names = tuple(metric_names)
+        self._log_every = int(log_every)
+        self._counter = counter if counter is not None else Counter()
+        self._logger = logger if logger is not None else NullLogger()
+        self._device = device
+        self._steps = 0
+        self._metric_sums = torch.zeros(len(self._metric_names), device=device)
+        self._last_log_time = time.perf_counter()
+        self._snapshots = ParameterSnapshots(published, type(self).__name__)
+
+    @property
+    def steps(self) -> int:
+        """Updates completed so far: the version ``get_variables`` reports."""
+        return self._steps
+
+    @abc.abstractmethod
+    def _update(self) -> Mapping[str, torch.Tensor]:
+        """Consumes data from ``self._dataset`` and makes one update.
+
+        Returns a 0-d tensor per name of ``metric_names`` (same order). While
+        it runs, ``self.steps`` is the number of updates before this one.
+        """
+
+    def _log_extras(self) -> dict[str, float]:
+        """Metrics logged as they are (not averaged) next to the averaged ones."""
+        return {}
+
+    def step(self) -> Mapping[str, float]:
+        """One update (``_update``); every ``log_every`` updates, the logged metrics.
+
+        Returns ``{}`` except on the updates that log, which return the
+        metrics written to the logger: the means of ``metric_names`` over
+        the last ``log_every`` updates, ``_log_extras()``,
+        ``charts/learner_steps`` and ``charts/updates_per_s``.
+        """
+        metrics = self._update()
+        self._steps += 1
+        self._metric_sums += torch.stack([metrics[name] for name in self._metric_names]).detach()
+        if self._steps % self._log_every == 0:
+            return self._log()
+        return {}
+
+    def _log(self) -> dict[str, float]:
+        now = time.perf_counter()
+        n = self._log_every
+        means = (self._metric_sums / n).tolist()
+        metrics = dict(zip(self._metric_names, means))
+        metrics.update(self._log_extras())
+        metrics["charts/learner_steps"] = float(self._steps)
+        metrics["charts/updates_per_s"] = n / max(now - self._last_log_time, 1e-9)
+        self._metric_sums.zero_()
+        self._last_log_time = now
+        counts = self._counter.increment(learner_steps=n)
+        self._logger.write(metrics, env_steps=int(counts.get("env_steps", 0)))
+        return metrics
+
+    def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
+        """``Versioned(steps, {name: numpy parameters})`` of the published modules,
+        copied once per version; raises KeyError for a name not published."""
+        return self._snapshots.get(self._steps, names)
+
+    def save(self) -> Mapping[str, Any]:
+        """A deep copy of the full state, unaffected by later updates."""
+        state: dict[str, Any] = {name: obj.state_dict() for name, obj in self._state_objects.items()}
+        state["steps"] = self._steps
+        state["torch_rng"] = torch.get_rng_state()
+        return copy.deepcopy(state)
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Loads a ``save()`` dict; raises KeyError naming a missing entry."""
+        for name, obj in self._state_objects.items():
+            obj.load_state_dict(state[name])
+        self._steps = int(state["steps"])
+        torch.set_rng_state(state["torch_rng"])
+        self._snapshots.invalidate()

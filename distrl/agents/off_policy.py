@@ -1,0 +1,131 @@
+"""What off-policy agents on n-step transition replay share: replay fields and a builder.
+
+DQN and DDPG differ in networks, policies and losses; they store and replay
+experience the same way (Acme's DQN and D4PG builders, Ape-X): an
+``NStepTransitionAdder`` per environment, one table with a
+samples-per-insert rate limiter, a feed-forward actor that pulls its
+network by version. ``OffPolicyConfig`` holds those fields once (agents
+subclass it and add their own) and ``OffPolicyBuilder`` builds those parts
+once (agents subclass it and add networks, policies and the learner).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Mapping
+
+from torch import nn
+
+from distrl.adders.base import Adder
+from distrl.adders.nstep import NStepTransitionAdder
+from distrl.agents.actors import FeedForwardActor
+from distrl.agents.builder import Builder, Policy
+from distrl.core import Actor, VariableSource
+from distrl.replay.client import ReplayClient
+from distrl.replay.rate_limiters import SampleToInsertRatio
+from distrl.replay.samplers import Sampler, UniformSampler
+from distrl.replay.table import Table
+from distrl.specs import EnvironmentSpec
+from distrl.utils.config import doc, field_docs, in_unit_interval, non_negative, positive, require
+from distrl.variables.client import VariableClient
+
+#: Name of the one transition table of an off-policy agent.
+REPLAY_TABLE = "transitions"
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig:
+    """The replay and acting fields every off-policy agent config has (validated here).
+
+    An agent whose tuned default differs redeclares the field with
+    ``OffPolicyConfig.field_with_default(name, default)``, which keeps this doc line.
+    """
+
+    batch_size: int = doc(64, "Transitions per learner update.")
+    discount: float = doc(0.99, "Agent discount gamma applied per environment step.")
+    n_step: int = doc(3, "Steps summed into each transition's return before bootstrapping.")
+    max_replay_size: int = doc(100_000, "Replay capacity in transitions (oldest evicted first).")
+    min_replay_size: int = doc(1_000, "Transitions in replay before learning starts.")
+    samples_per_insert: float = doc(
+        32.0, "Transitions sampled per transition inserted: the replay ratio "
+              "(updates per env step = samples_per_insert / batch_size).")
+    samples_per_insert_tolerance: float = doc(
+        0.1, "Allowed drift of the replay ratio, as a fraction of samples_per_insert * min_replay_size.")
+    adder_batch_size: int = doc(16, "Transitions an adder buffers before one replay insert.")
+    variable_update_period: int = doc(1, "Actor env steps between checks for newer weights.")
+
+    @classmethod
+    def field_with_default(cls, name: str, default: Any) -> Any:
+        """Field ``name`` of this class with another default and the same doc line."""
+        return doc(default, field_docs(cls)[name])
+
+    def __post_init__(self) -> None:
+        positive(self, "batch_size", "n_step", "max_replay_size", "min_replay_size", "samples_per_insert",
+                 "adder_batch_size", "variable_update_period")
+        non_negative(self, "samples_per_insert_tolerance")
+        in_unit_interval(self, "discount")
+        owner = type(self).__name__
+        require(self.min_replay_size >= self.batch_size, owner, "min_replay_size", self.min_replay_size,
+                f"be >= batch_size ({self.batch_size})")
+        require(self.min_replay_size <= self.max_replay_size, owner, "min_replay_size", self.min_replay_size,
+                f"be <= max_replay_size ({self.max_replay_size})")
+
+
+class OffPolicyBuilder(Builder):
+    """Replay table, n-step adder and feed-forward actor from an ``OffPolicyConfig``.
+
+    Subclasses declare ``variable_names`` and implement ``actor_modules``
+    (the networks an actor's variable client loads, by those names),
+    ``make_policy`` and ``make_learner``; ``make_sampler`` chooses how the
+    table samples (uniformly unless overridden).
+    """
+
+    def __init__(self, config: OffPolicyConfig) -> None:
+        self.config = config
+        self.batch_size = config.batch_size
+
+    @abc.abstractmethod
+    def actor_modules(self, networks: Any) -> Mapping[str, nn.Module]:
+        """The acting networks within ``networks``, keyed by ``variable_names``."""
+
+    def make_sampler(self, seed: int) -> Sampler:
+        """The table's sampler: uniform, with its own seeded generator."""
+        return UniformSampler(seed=seed)
+
+    def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
+        """One transition table with a ``SampleToInsertRatio`` rate limiter.
+
+        The limiter's window follows ``samples_per_insert_tolerance`` and is
+        never narrower than one learner batch and one adder batch need
+        (``SampleToInsertRatio.with_tolerance``).
+        """
+        config = self.config
+        limiter = SampleToInsertRatio.with_tolerance(
+            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
+            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
+        )
+        return [Table(REPLAY_TABLE, config.max_replay_size, self.make_sampler(seed), limiter)]
+
+    def make_adder(self, client: ReplayClient) -> Adder:
+        """An n-step transition adder inserting ``adder_batch_size`` transitions per call."""
+        return NStepTransitionAdder(
+            client, n_step=self.config.n_step, discount=self.config.discount,
+            max_batch_size=self.config.adder_batch_size,
+        )
+
+    def make_actor(
+        self, policy: Policy, networks: Any, variable_source: VariableSource | None, adder: Adder | None
+    ) -> Actor:
+        """A ``FeedForwardActor`` whose acting networks follow ``variable_source``
+        every ``variable_update_period`` env steps (no source: they stay as given)."""
+        client = None
+        if variable_source is not None:
+            modules = self.actor_modules(networks)
+            if tuple(modules) != tuple(self.variable_names):
+                raise ValueError(
+                    f"{type(self).__name__}.actor_modules gives {tuple(modules)}, "
+                    f"but variable_names is {tuple(self.variable_names)}"
+                )
+            client = VariableClient(variable_source, modules, self.config.variable_update_period)
+        return FeedForwardActor(policy, adder, client)

@@ -1,0 +1,106 @@
+"""Starting a run's Ray actors: replay server, weight store, learner and env actors.
+
+``RunComponents.start`` splits the cluster's CPUs (one for the learner when
+there are two or more, the rest evenly over the env actors), resolves the
+learner's device, sizes the builder for the number of actors
+(``Builder.with_num_actors``) and creates, in this order, the replay server
+(the builder's tables), the weight store, the learner (which publishes
+version 0 before it answers) and the env actors, then starts the learner.
+Every handle goes into the caller's ``handles`` list as soon as it exists,
+so the caller can kill whatever was started when a later step fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from distrl.experiments.config import ExperimentConfig
+from distrl.experiments.distributed.config import DistributedConfig
+from distrl.experiments.distributed.env_actor import EnvActorWorker
+from distrl.experiments.distributed.learner import LearnerWorker, SamplingPlan
+from distrl.experiments.distributed.ray_setup import resolve_learner_device
+from distrl.replay.server import create_replay_server
+from distrl.specs import EnvironmentSpec
+from distrl.utils.seeding import derive_seed
+from distrl.variables.weight_store import create_weight_store
+
+
+@dataclasses.dataclass(frozen=True)
+class RunComponents:
+    """The Ray actors of one run and the facts they were started with."""
+
+    config: ExperimentConfig
+    """The experiment, its builder sized for ``num_actors`` (``Builder.with_num_actors``)."""
+    device: str
+    """The learner's device: ``cuda`` or ``cpu``."""
+    num_actors: int
+    server: Any
+    """Handle of the ``ReplayServer``."""
+    table: str
+    """The table the learner samples (the builder's first)."""
+    store: Any
+    """Handle of the ``WeightStore``."""
+    learner: Any
+    """Handle of the ``LearnerWorker``."""
+    actors: list
+    """Handles of the ``EnvActorWorker``s, by index."""
+
+    @classmethod
+    def start(
+        cls, config: ExperimentConfig, dist: DistributedConfig, spec: EnvironmentSpec, run_dir: Path,
+        handles: list,
+    ) -> "RunComponents":
+        """Creates and starts every actor (see the module docstring); the learner's
+        checkpoint goes to ``run_dir/checkpoint.pt``. Raises ValueError for a
+        ``learner_device`` the cluster cannot serve, before creating anything."""
+        resources = ray.cluster_resources()
+        cpus = float(resources.get("CPU", 1.0))
+        device = resolve_learner_device(dist.learner_device, float(resources.get("GPU", 0.0)))
+        num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
+        config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
+        learner_cpus = 1.0 if cpus >= 2 else 0.0
+        actor_cpus = round(max(0.01, min(1.0, (cpus - learner_cpus) / num_actors)), 4)
+
+        make_tables = functools.partial(config.builder.make_replay_tables, spec, derive_seed(config.seed, "replay"))
+        run_id = uuid.uuid4().hex[:12]
+        server_name, store_name = f"distrl-{run_id}-replay", f"distrl-{run_id}-weights"
+        server = create_replay_server(
+            make_tables,
+            insert_concurrency=num_actors * dist.max_in_flight_inserts + 2,
+            sample_concurrency=dist.prefetch + 2,
+            name=server_name,
+        )
+        handles.append(server)
+        store = create_weight_store(name=store_name)
+        handles.append(store)
+        table = ray.get(server.table_names.remote(), timeout=dist.wait_timeout_s)[0]
+
+        learner_options: dict[str, Any] = {
+            "num_cpus": learner_cpus, "max_concurrency": 4,
+            "max_restarts": dist.learner_max_restarts, "max_task_retries": 0,
+        }
+        if device == "cuda":
+            learner_options["num_gpus"] = 1
+        is_queue = ray.get(server.is_queue.remote(table), timeout=dist.wait_timeout_s)
+        sampling = SamplingPlan.of(config.builder, dist, is_queue)
+        learner = ray.remote(LearnerWorker).options(**learner_options).remote(
+            config, spec, server_name, table, store_name, device, dist, sampling,
+            str((run_dir / "checkpoint.pt").resolve()),
+        )
+        handles.append(learner)
+        actor_class = ray.remote(EnvActorWorker).options(
+            num_cpus=actor_cpus, max_concurrency=4, max_restarts=dist.max_restarts, max_task_retries=0,
+        )
+        actors = []
+        for index in range(num_actors):
+            handle = actor_class.remote(config, spec, index, num_actors, server_name, table, store_name, dist)
+            actors.append(handle)
+            handles.append(handle)
+        ray.get(learner.start.remote(), timeout=dist.wait_timeout_s)
+        return cls(config, device, num_actors, server, table, store, learner, actors)

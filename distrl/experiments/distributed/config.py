@@ -1,0 +1,92 @@
+"""How a distributed run is spread over Ray actors: ``DistributedConfig``.
+
+Every field is validated by name when the config is made, before Ray starts.
+``LEARNER_DEVICES`` is the one list of learner devices (the CLI offers it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from distrl.utils.config import require
+
+LEARNER_DEVICES = ("auto", "cuda", "cpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """How a run is spread over Ray actors; every field is validated by name."""
+
+    num_actors: int | None = None
+    """Environment actors; None: the CPUs Ray has minus one (for the learner), at least 1."""
+    envs_per_actor: int | None = None
+    """Environments per actor stepped in lockstep; None: the builder's own (1 for DQN).
+    Must equal the builder's, which builds the batched actor for it."""
+    learner_device: str = "auto"
+    """Where the learner runs: auto (CUDA when the cluster has a GPU), cuda or cpu."""
+    max_restarts: int = -1
+    """Ray restarts of a crashed environment actor; -1: unlimited, 0: none."""
+    learner_max_restarts: int = 3
+    """Ray restarts of a crashed learner process (it resumes from its last checkpoint); 0: none."""
+    learner_checkpoint_period_s: float | None = 60.0
+    """Seconds between the learner's own checkpoints (``checkpoint.pt`` in the run directory,
+    written atomically by the learner thread) that a restarted learner resumes from;
+    None: only the final one, and a restarted learner starts afresh."""
+    publish_period: int | None = None
+    """Learner steps between weight publishes (one ray.put each); None: 10, or 1 for a
+    synchronous agent (A2C by default), whose actors wait for every version."""
+    update_period: int = 100
+    """Env steps of an actor between checks for newer weights (the check never blocks)."""
+    max_in_flight_inserts: int = 4
+    """Insert calls one actor may have outstanding before it waits (backpressure)."""
+    prefetch: int = 2
+    """Sample calls the learner keeps in flight."""
+    sample_batches_per_call: int = 4
+    """Learner batches fetched by one sample call (amortises the remote call over several steps);
+    always 1 for a queue table (on-policy agents)."""
+    time_budget_s: float | None = None
+    """Stop after this many seconds of running even before max_env_steps; None: no limit."""
+    address: str | None = None
+    """None: start a private local Ray instance ("local" mode); "auto" or host:port: attach to that cluster."""
+    num_cpus: int | None = None
+    """CPUs of the private local Ray instance; None: all of this machine's."""
+    poll_interval_s: float = 0.5
+    """Seconds between the driver's polls of the actors' and learner's counters."""
+    wait_timeout_s: float = 600.0
+    """Longest any single wait may last (replay insert/sample, weight fetch, an unresponsive actor)."""
+
+    def __post_init__(self) -> None:
+        owner = "DistributedConfig"
+        for name in ("num_actors", "envs_per_actor"):
+            value = getattr(self, name)
+            require(value is None or (isinstance(value, int) and value >= 1), owner, name, value,
+                    "be a positive integer or None")
+        require(self.learner_device in LEARNER_DEVICES, owner, "learner_device", self.learner_device,
+                f"be one of {', '.join(LEARNER_DEVICES)}")
+        require(isinstance(self.max_restarts, int) and self.max_restarts >= -1, owner, "max_restarts",
+                self.max_restarts, "be an integer >= -1")
+        require(isinstance(self.learner_max_restarts, int) and self.learner_max_restarts >= 0, owner,
+                "learner_max_restarts", self.learner_max_restarts, "be an integer >= 0")
+        require(self.learner_checkpoint_period_s is None or self.learner_checkpoint_period_s > 0, owner,
+                "learner_checkpoint_period_s", self.learner_checkpoint_period_s, "be > 0 seconds or None")
+        require(self.publish_period is None or (isinstance(self.publish_period, int) and self.publish_period >= 1),
+                owner, "publish_period", self.publish_period, "be a positive integer or None")
+        for name in ("update_period", "max_in_flight_inserts", "prefetch", "sample_batches_per_call"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, owner, name, value, "be a positive integer")
+        require(self.time_budget_s is None or self.time_budget_s > 0, owner, "time_budget_s", self.time_budget_s,
+                "be > 0 seconds or None")
+        require(self.address is None or (isinstance(self.address, str) and self.address.strip() != ""), owner,
+                "address", self.address, 'be None, "auto" or host:port')
+        require(self.num_cpus is None or (isinstance(self.num_cpus, int) and self.num_cpus >= 1), owner,
+                "num_cpus", self.num_cpus, "be a positive integer or None")
+        require(self.address is None or self.num_cpus is None, owner, "num_cpus", self.num_cpus,
+                "be None when attaching to a cluster (address is set); the cluster has its own CPUs")
+        for name in ("poll_interval_s", "wait_timeout_s"):
+            value = getattr(self, name)
+            require(value > 0, owner, name, value, "be > 0 seconds")
+
+    @property
+    def mode(self) -> str:
+        """``local`` (a private Ray instance) or ``cluster`` (attached to one)."""
+        return "local" if self.address is None else "cluster"

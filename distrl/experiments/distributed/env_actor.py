@@ -1,0 +1,188 @@
+"""The environment-actor process: environments, an actor, a replay client and a weight source.
+
+Actor ``index`` of N builds its environment(s) seeded
+``derive_seed(seed, "env", index[, j])``, a policy at the exploration level
+``builder.actor_exploration(index, N)``, the builder's actor (or batched
+actor) writing through a ``RayReplayClient`` (at most
+``max_in_flight_inserts`` inserts outstanding) and pulling weights through a
+``RayVariableSource`` every ``update_period`` env steps. It then acts in a
+background thread until ``stop()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Mapping
+
+import ray
+import torch
+
+from distrl.core import Actor, BatchedActor
+from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
+from distrl.experiments.config import ExperimentConfig
+from distrl.experiments.distributed.config import DistributedConfig
+from distrl.experiments.distributed.ray_setup import was_restarted
+from distrl.replay.server import RayReplayClient
+from distrl.specs import EnvironmentSpec
+from distrl.utils.counting import Counter
+from distrl.utils.seeding import derive_seed, seed_everything
+from distrl.variables.weight_store import RayVariableSource, WaitInterrupted
+
+#: Vector steps per ``VectorEnvironmentLoop.run`` call between checks of the stop flag.
+_VECTOR_CHUNK = 8
+
+
+class EnvActorWorker:
+    """One environment actor process (a Ray actor, restartable: ``max_restarts``).
+
+    The replay server and weight store are found by their (per-run unique)
+    actor names rather than passed as handles, so the constructor's arguments
+    are plain values that Ray can always replay on a restart.
+
+    The constructor returns at once; the thread pulls the latest weights
+    (waiting for the first version) and then steps until ``stop()``. So a
+    restart by Ray (which reruns the constructor) resumes acting without the
+    driver doing anything: a restarted actor rebuilds its environments from a
+    new seed, pulls the latest weights and carries on, with nothing to
+    restore. A failure in the thread is kept and reported by ``stats()``
+    rather than crashing the process, so the driver can report it.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        spec: EnvironmentSpec,
+        index: int,
+        num_actors: int,
+        server_name: str,
+        table: str,
+        store_name: str,
+        dist: DistributedConfig,
+    ) -> None:
+        self.index = index
+        self.incarnation = uuid.uuid4().hex
+        seed = config.seed if not was_restarted() else derive_seed(config.seed, "restart", self.incarnation)
+        seed_everything(derive_seed(seed, "actor", index))
+        torch.set_num_threads(config.torch_threads)
+        builder = config.builder
+        num_envs = builder.envs_per_actor
+        if num_envs == 1:
+            env_seeds = [derive_seed(seed, "env", index)]
+        else:
+            env_seeds = [derive_seed(seed, "env", index, j) for j in range(num_envs)]
+        environments = [config.environment_factory(s) for s in env_seeds]
+        networks = config.network_factory(spec)
+        server, store = ray.get_actor(server_name), ray.get_actor(store_name)
+        self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
+        self._source = RayVariableSource(store, update_period=dist.update_period, timeout=dist.wait_timeout_s)
+        self.exploration = builder.actor_exploration(index, num_actors)
+        self._policy = builder.make_policy(
+            networks, evaluation=False, seed=derive_seed(seed, "policy", index), exploration=self.exploration
+        )
+        self._stop = threading.Event()
+        self._episodes: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
+        self._counter = Counter()
+        if num_envs == 1:
+            self._actor: Actor | BatchedActor = builder.make_actor(
+                self._policy, networks, self._source, builder.make_adder(self._client)
+            )
+            self._loop: EnvironmentLoop | VectorEnvironmentLoop = EnvironmentLoop(
+                environments[0], self._actor, self._counter, on_episode_end=self._on_episode_end,
+                should_stop=self._stop.is_set,
+            )
+        else:
+            adders = builder.make_adders(self._client, num_envs)
+            self._actor = builder.make_batched_actor(self._policy, networks, self._source, adders)
+            self._loop = VectorEnvironmentLoop(
+                environments, self._actor, self._counter, on_episode_end=self._on_episode_end
+            )
+        self._policy_version = -1
+        self._version_regressions = 0
+        self._error: str | None = None
+        self._start = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name=f"distrl-env-actor-{index}", daemon=True)
+        self._thread.start()
+
+    def _on_episode_end(self, result: Mapping[str, float]) -> None:
+        if result["completed"]:
+            self._episodes.append((result["episode_return"], int(result["episode_length"])))
+            self._track_version()
+
+    def _run(self) -> None:
+        try:
+            self._actor.update(wait=True)
+            self._track_version()
+            if isinstance(self._loop, EnvironmentLoop):
+                while not self._stop.is_set():
+                    self._loop.run_episode()  # Returns early once stop() sets the flag.
+            else:
+                self._run_vector(self._loop)
+        except WaitInterrupted:  # stop() ended a synchronous actor's wait for the next version.
+            pass
+        except Exception:  # noqa: BLE001 - reported to the driver by stats().
+            self._error = traceback.format_exc()
+
+    def _run_vector(self, loop: VectorEnvironmentLoop) -> None:
+        """Lockstep vector steps in chunks, checking the stop flag between chunks."""
+        chunk = _VECTOR_CHUNK * loop.num_envs
+        while not self._stop.is_set():
+            loop.run(num_steps=chunk)
+
+    @property
+    def _env_steps(self) -> int:
+        """Env steps so far: counted per step by the single-env loop, per vector step by the vector loop."""
+        if isinstance(self._loop, EnvironmentLoop):
+            return self._loop.total_steps
+        return int(self._counter.get("env_steps"))
+
+    def _track_version(self) -> None:
+        version = getattr(self._actor, "policy_version", -1)
+        if version < self._policy_version:
+            self._version_regressions += 1
+        self._policy_version = version
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since this incarnation started; ``episodes`` are drained
+        (each (return, length) pair is reported once). ``exploration`` is the
+        level the builder gave this actor; ``policy_exploration`` what its
+        policy explores with now (``Policy.exploration_state``)."""
+        self._track_version()
+        episodes = []
+        while self._episodes:
+            episodes.append(self._episodes.popleft())
+        client = self._client.stats()
+        return {
+            "index": self.index,
+            "incarnation": self.incarnation,
+            "pid": os.getpid(),
+            "env_steps": self._env_steps,
+            "episodes": episodes,
+            "policy_version": self._policy_version,
+            "version_regressions": self._version_regressions,
+            "versions_loaded": self._source.versions_loaded,
+            "weight_fetch_errors": self._source.fetch_errors,
+            "insert_wait_s": client["insert_wait_s"],
+            "max_in_flight_inserts_seen": client["max_in_flight_seen"],
+            "elapsed_s": time.perf_counter() - self._start,
+            "exploration": self.exploration,
+            "policy_exploration": self._policy.exploration_state(),
+            "running": self._thread.is_alive(),
+            "error": self._error,
+        }
+
+    def stop(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Stops stepping, waits (``timeout`` seconds at most) for the thread and
+        its outstanding inserts, and returns the final ``stats()``."""
+        self._stop.set()
+        self._source.interrupt()
+        self._thread.join(timeout)
+        try:
+            self._client.flush()
+        except Exception:  # noqa: BLE001 - data of a stopping run; the stats still matter.
+            pass
+        return self.stats()
