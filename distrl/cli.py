@@ -208,6 +208,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a ``distrl`` command line; returns the exit code (0 ok, 1 runtime failure,
+    2 configuration error, 130 interrupted)."""
     try:
         args = parse_args(argv)
     except ConfigError as error:

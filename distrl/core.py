@@ -121,7 +121,16 @@ class Learner(VariableSource, Saveable):
 
     @abc.abstractmethod
     def step(self) -> Mapping[str, float]:
-        """Consumes exactly one batch and performs one update; returns metrics."""
+        """Makes exactly one update (``steps`` grows by one) and returns the metrics it logged.
+
+        It takes from its dataset what one update needs: one ``SampleBatch``
+        for the replay agents (DQN, DDPG); for A2C as many samples as it takes
+        to gather ``batch_size`` fresh segments (one round per sample on Ray,
+        stale segments dropped). The return value is ``{}`` except on the
+        updates that log (every ``log_every``-th), which return the metrics
+        written to the logger (name -> float). Raises whatever the dataset
+        raises when it cannot deliver (e.g. ``TimeoutError`` from a replay wait).
+        """
 
     def run(self, num_steps: int) -> None:
         """Runs ``num_steps`` learner steps."""

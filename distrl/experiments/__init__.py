@@ -6,10 +6,7 @@ light submodule (the command line reads ``distributed.config`` to list the
 learner devices) does not import torch, and nothing here imports ray.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from distrl.utils.lazy import lazy_attributes
 
 #: Public names and the module of this package that defines each.
 _NAMES = {
@@ -19,11 +16,6 @@ _NAMES = {
     "run_local": "local",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _NAMES)
 
 __all__ = list(_NAMES)

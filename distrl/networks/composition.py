@@ -37,4 +37,5 @@ class Network(nn.Module):
         self.head = head
 
     def forward(self, observation: torch.Tensor) -> Any:
+        """head(torso(encoder(observation))): observation [..., *obs_shape] -> the head's output."""
         return self.head(self.torso(self.encoder(observation)))

@@ -29,6 +29,7 @@ class IdentityEncoder(nn.Module):
         self.output_dim = input_dim
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """Returns ``observation`` unchanged."""
         return observation
 
 
@@ -48,6 +49,7 @@ class FlattenEncoder(nn.Module):
         self.output_dim = math.prod(self.input_shape)
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """[..., *input_shape] (any dtype) -> float32 [..., prod(input_shape)]."""
         lead = observation.shape[: observation.dim() - len(self.input_shape)]
         return observation.reshape(*lead, self.output_dim).to(torch.float32)
 
@@ -86,6 +88,7 @@ class NatureCNN(nn.Module):
         self.output_dim = output_dim
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """[..., C, H, W] frames (uint8 scaled by 1/255, other dtypes taken as they are) -> float32 [..., output_dim]."""
         lead = observation.shape[:-3]
         pixels = observation.reshape(-1, *self.input_shape)
         if pixels.dtype == torch.uint8:

@@ -36,6 +36,7 @@ class DiscreteQHead(nn.Module):
             self.value = nn.Linear(input_dim, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """float32 [..., input_dim] -> Q-values [..., num_actions]."""
         advantage = self.advantage(features)
         if not self.dueling:
             return advantage
@@ -68,6 +69,7 @@ class DeterministicHead(nn.Module):
         self.register_buffer("action_maximum", torch.tensor(high))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """float32 [..., input_dim] -> actions [..., action_dim] inside [action_minimum, action_maximum]."""
         unit = (torch.tanh(self.linear(features)) + 1.0) * 0.5
         action = self.action_minimum + unit * (self.action_maximum - self.action_minimum)
         return torch.clamp(action, self.action_minimum, self.action_maximum)
@@ -92,6 +94,7 @@ class CategoricalHead(nn.Module):
         self.logits = nn.Linear(input_dim, num_actions)
 
     def forward(self, features: torch.Tensor) -> D.Categorical:
+        """float32 [..., input_dim] -> a Categorical over num_actions with batch shape [...]."""
         return D.Categorical(logits=self.logits(features), validate_args=self.validate_args)
 
 
@@ -142,6 +145,7 @@ class DiagGaussianHead(nn.Module):
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
     def forward(self, features: torch.Tensor) -> D.Independent:
+        """float32 [..., input_dim] -> a diagonal Gaussian with event shape [action_dim], batch shape [...]."""
         mean = self.mean(features)
         if self.state_dependent_std:
             log_std = self.log_std_layer(features)
@@ -161,4 +165,5 @@ class ValueHead(nn.Module):
         self.linear = nn.Linear(input_dim, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """float32 [..., input_dim] -> state values [...]."""
         return self.linear(features).squeeze(-1)

@@ -50,4 +50,5 @@ class MLP(nn.Module):
         self.output_dim = in_dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """float32 [..., input_dim] -> float32 [..., output_dim]."""
         return self.layers(features)

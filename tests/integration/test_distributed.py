@@ -12,8 +12,8 @@ pytestmark = pytest.mark.ray
 
 ray = pytest.importorskip("ray")
 
-from distrl.experiments import make_experiment_config  # noqa: E402
 from distrl.agents.dqn.actor import apex_epsilon  # noqa: E402
+from distrl.experiments import make_experiment_config  # noqa: E402
 from distrl.experiments.distributed import DistributedConfig, run_distributed  # noqa: E402
 from distrl.utils.checkpointing import load_checkpoint  # noqa: E402
 from distrl.utils.config import ConfigError  # noqa: E402
@@ -268,3 +268,39 @@ def test_distributed_a2c_asynchronous_with_max_policy_lag(ray_session, tmp_path)
     run_dir = Path(summary["run_dir"])
     assert summary["learner_steps"] > 0
     assert _metric_values(run_dir, "charts/dropped_segments")[-1] == 0.0
+
+
+def test_ddpg_actors_explore_at_their_own_noise_scales(ray_session, tmp_path):
+    """Two DDPG actors: actor 0 acts with 2x noise_sigma, actor 1 with 0.5x (``actor_noise_scales='spread'``),
+    as reported by the policies inside the actor processes."""
+    config = make_experiment_config(
+        "ddpg", "gym:Pendulum-v1", seed=0, max_env_steps=1_000,
+        agent_overrides=["min_replay_size=200", "batch_size=32", "actor_hidden_sizes=16", "critic_hidden_sizes=16",
+                         "samples_per_insert=4", "noise_sigma=0.1"],
+        eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    dist = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25))["distributed"]
+    assert dist["actor_exploration"] == [pytest.approx(2.0), pytest.approx(0.5)]
+    # Pendulum's torque bounds are [-2, 2]: half-range 2, so sigma = scale * 0.1 * 2.
+    noises = dist["actor_policy_exploration"]
+    assert [n["kind"] for n in noises] == ["gaussian", "gaussian"]
+    assert [n["sigma"] for n in noises] == [[pytest.approx(0.4)], [pytest.approx(0.1)]]
+
+
+def test_one_dqn_actor_follows_the_configured_epsilon_schedule(ray_session, tmp_path):
+    """With one actor (what the main command gets on a 2-CPU machine) DQN's actor decays epsilon
+    as configured instead of keeping Ape-X's 0.4; the summary shows the schedule and where it got to."""
+    config = make_experiment_config(
+        "dqn", "gym:CartPole-v1", seed=0, max_env_steps=1_000,
+        agent_overrides=[*SMALL_DQN, "epsilon_start=0.8", "epsilon_end=0.2", "epsilon_decay_steps=300"],
+        eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=1, poll_interval_s=0.25))
+    dist = summary["distributed"]
+    assert dist["actor_exploration"] == [None]
+    (state,) = dist["actor_policy_exploration"]
+    assert state["kind"] == "epsilon_greedy"
+    assert (state["epsilon_start"], state["epsilon_end"], state["decay_steps"]) == (0.8, 0.2, 300)
+    assert state["steps"] >= 300 and state["epsilon"] == pytest.approx(0.2)
+    assert json.loads((Path(summary["run_dir"]) / "summary.json").read_text())["distributed"][
+        "actor_policy_exploration"] == [state]

@@ -18,7 +18,8 @@ ray = pytest.importorskip("ray")
 
 from distrl.replay.rate_limiters import MinSize, SampleToInsertRatio  # noqa: E402
 from distrl.replay.samplers import UniformSampler  # noqa: E402
-from distrl.replay.server import RayReplayClient, ReplayServer, create_replay_server  # noqa: E402
+from distrl.replay.ray_client import RayReplayClient  # noqa: E402
+from distrl.replay.server import ReplayServer, create_replay_server  # noqa: E402
 from distrl.replay.table import Table  # noqa: E402
 
 # Test modules are not importable on Ray workers: ship this one's functions by value.
@@ -139,8 +140,9 @@ def test_update_priorities_info_and_state_round_trip(ray_session):
 
 
 def test_prefetching_iterator_over_ray_client(ray_session):
-    from distrl.replay.prefetch import PrefetchingIterator
     import torch
+
+    from distrl.replay.prefetch import PrefetchingIterator
 
     server = create_replay_server(functools.partial(_make_tables, 1.0, 10, 1000.0))
     client = RayReplayClient(server, "t", timeout=5.0)

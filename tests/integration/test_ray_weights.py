@@ -14,7 +14,11 @@ ray = pytest.importorskip("ray")
 
 from distrl.core import Learner  # noqa: E402
 from distrl.types import Versioned  # noqa: E402
-from distrl.variables.weight_store import RayVariableSource, WeightPublisher, create_weight_store  # noqa: E402
+from distrl.variables.weight_store import (  # noqa: E402
+    RayVariableSource,
+    WeightPublisher,
+    create_weight_store,
+)
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -74,6 +74,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class A2CLossOutput(NamedTuple):
+    """The total loss to minimise and its parts, as ``a2c_loss`` returns them."""
+
     loss: torch.Tensor  # scalar, with gradients
     policy_loss: torch.Tensor  # scalar, detached
     value_loss: torch.Tensor  # scalar, detached

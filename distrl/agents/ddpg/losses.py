@@ -9,6 +9,8 @@ from torch import nn
 
 
 class CriticLossOutput(NamedTuple):
+    """The critic's TD loss (scalar, with gradients) and its diagnostics."""
+
     loss: torch.Tensor
     td_error: torch.Tensor  # [B], y - Q(s, a), detached
     q_mean: torch.Tensor  # scalar, mean Q(s, a), detached

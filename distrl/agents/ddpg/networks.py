@@ -71,6 +71,7 @@ class Critic(nn.Module):
         self.register_buffer("action_inverse_scale", torch.tensor(2.0 / (high - low)))
 
     def forward(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q(s, a): observation [B, *obs_shape] and action [B, action_dim] (env units) -> float32 [B]."""
         features = self.observation_torso(self.encoder(observation))
         unit_action = (action - self.action_center) * self.action_inverse_scale
         joint = torch.cat([features, unit_action], dim=-1)

@@ -74,6 +74,7 @@ class EpsilonGreedyPolicy(GreedyPolicy):
 
     @property
     def epsilon(self) -> float:
+        """The epsilon of the next step: linear from start to end over ``decay_steps`` steps."""
         if self._steps >= self._decay_steps:
             return self._epsilon_end
         fraction = self._steps / self._decay_steps

@@ -10,6 +10,8 @@ from torch import nn
 
 
 class TDLossOutput(NamedTuple):
+    """The TD loss (scalar, with gradients), the TD errors (new priorities) and mean Q."""
+
     loss: torch.Tensor
     td_error: torch.Tensor  # [B], y - Q(s, a), detached
     q_mean: torch.Tensor  # scalar, detached

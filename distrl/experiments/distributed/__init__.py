@@ -6,7 +6,8 @@ a run meets them:
 
 * ``config``: ``DistributedConfig``, how the run is spread over Ray actors;
 * ``ray_setup``: starting or attaching to Ray, the learner's device;
-* ``components``: creating the replay server (``distrl.replay.server``),
+* ``components``: creating the replay server (``distrl.replay.server``; its
+  client is ``distrl.replay.ray_client``),
   the weight store (``distrl.variables.weight_store``), the learner and the
   env actors;
 * ``env_actor``: ``EnvActorWorker``, environments + actor + replay client +
@@ -16,19 +17,16 @@ a run meets them:
 * ``monitoring``: the driver's view of the actors and the throughput figures;
 * ``driver``: ``run_distributed``, the poll loop, evaluation and shutdown.
 
-This package, ``distrl.replay.server`` and ``distrl.variables.weight_store``
-are the only modules that import ray; ``run_local`` never does. Importing
+This package, ``distrl.replay.server``, ``distrl.replay.ray_client`` and
+``distrl.variables.weight_store`` are the only runtime modules that import
+ray (``distrl.bench`` imports it too, for its Ray benchmarks); ``run_local`` never does. Importing
 the package, or its ``config``, does not import ray (the command line reads
 ``LEARNER_DEVICES`` in debug mode too): the names that need ray are loaded
 from their modules on first use (PEP 562).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
 from distrl.experiments.distributed.config import LEARNER_DEVICES, DistributedConfig
+from distrl.utils.lazy import lazy_attributes
 
 #: Public names that need ray, and the module of this package that defines each.
 _RAY_NAMES = {
@@ -39,11 +37,6 @@ _RAY_NAMES = {
     "run_distributed": "driver",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _RAY_NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_RAY_NAMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _RAY_NAMES)
 
 __all__ = ["LEARNER_DEVICES", "DistributedConfig", *_RAY_NAMES]

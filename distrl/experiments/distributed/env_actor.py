@@ -27,7 +27,7 @@ from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.ray_setup import was_restarted
-from distrl.replay.server import RayReplayClient
+from distrl.replay.ray_client import RayReplayClient
 from distrl.specs import EnvironmentSpec
 from distrl.utils.counting import Counter
 from distrl.utils.seeding import derive_seed, seed_everything

@@ -27,7 +27,8 @@ from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.ray_setup import was_restarted
 from distrl.replay.prefetch import PrefetchingIterator, PrefetchStopped
-from distrl.replay.server import CLIENT_TIMEOUT_MARGIN_S, RayReplayClient
+from distrl.replay.ray_client import RayReplayClient
+from distrl.replay.server import CLIENT_TIMEOUT_MARGIN_S
 from distrl.specs import EnvironmentSpec
 from distrl.utils.checkpointing import load_checkpoint, save_checkpoint
 from distrl.utils.config import require

@@ -1,7 +1,9 @@
 """Starting or attaching to Ray, choosing the learner's device, and telling a restarted actor.
 
-With ``distrl.replay.server`` and ``distrl.variables.weight_store``, the
-``distrl.experiments.distributed`` package is the only place that imports ray.
+Like the rest of the ``distrl.experiments.distributed`` package (and
+``distrl.replay.server``, ``distrl.replay.ray_client``,
+``distrl.variables.weight_store``), this module imports ray; ``run_local``
+never does.
 """
 
 from __future__ import annotations

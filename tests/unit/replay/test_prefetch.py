@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from distrl.replay.prefetch import PrefetchingIterator, PrefetchStopped
 from distrl.replay.client import LocalReplayClient, ReplayClient
-from distrl.types import SampleBatch
+from distrl.replay.prefetch import PrefetchingIterator, PrefetchStopped
 from distrl.replay.rate_limiters import MinSize
 from distrl.replay.samplers import UniformSampler
 from distrl.replay.table import Table
+from distrl.types import SampleBatch
 
 
 class _SlowClient(ReplayClient):

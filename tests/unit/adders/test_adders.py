@@ -11,8 +11,7 @@ import pytest
 
 from distrl.adders import NStepTransitionAdder, TrajectoryAdder
 from distrl.replay.client import ReplayClient
-from distrl.types import SampleBatch
-from distrl.types import Nest, Trajectory, Transition
+from distrl.types import Nest, SampleBatch, Trajectory, Transition
 
 
 class RecordingClient(ReplayClient):

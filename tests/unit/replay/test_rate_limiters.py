@@ -8,7 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from distrl.replay import MinSize, Queue, RateLimiter, SampleToInsertRatio, Table, UniformSampler
+from distrl.replay import (
+    MinSize,
+    Queue,
+    RateLimiter,
+    SampleToInsertRatio,
+    Table,
+    UniformSampler,
+)
 from distrl.replay.rate_limiters import SampleWaitCancelled
 from distrl.types import Transition
 

@@ -1,0 +1,32 @@
+"""A2C learning on CartPole-v1 in the single-process mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from distrl.experiments import make_experiment_config, run_local
+
+# ---------------------------------------------------------------------------
+# Learning.
+
+
+def test_a2c_learns_cartpole_quickly(tmp_path):
+    config = make_experiment_config(
+        "a2c", "gym:CartPole-v1", seed=0, max_env_steps=10_000, eval_every=5_000, eval_episodes=5,
+        run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_local(config)
+    assert summary["learner_steps"] == 10_000 // (config.builder.batch_size * config.agent_config.sequence_length)
+    best = max(e["return_mean"] for e in summary["evaluations"])
+    assert best >= 150.0, summary["evaluations"]
+
+
+@pytest.mark.slow
+def test_a2c_solves_cartpole(tmp_path):
+    """Issue 3 acceptance for one seed: greedy mean return >= 475 over 10 episodes within 100k env steps."""
+    config = make_experiment_config(
+        "a2c", "gym:CartPole-v1", seed=0, max_env_steps=100_000, eval_every=5_000, eval_episodes=10,
+        run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_local(config)
+    assert summary["solved_at_env_steps"] is not None, summary["evaluations"]

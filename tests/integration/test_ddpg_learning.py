@@ -1,0 +1,40 @@
+"""DDPG learning on Pendulum-v1 in the single-process mode."""
+
+from __future__ import annotations
+
+import pytest
+
+# ---------------------------------------------------------------- learning
+
+
+def _run_pendulum(seed: int, max_env_steps: int, eval_every: int, tmp_path, **overrides):
+    from distrl.experiments import make_experiment_config, run_local
+
+    config = make_experiment_config(
+        "ddpg", "gym:Pendulum-v1", seed=seed, max_env_steps=max_env_steps, agent_overrides=overrides,
+        eval_every=eval_every, eval_episodes=10, reward_threshold=-200.0, run_dir=str(tmp_path), progress=False,
+    )
+    return run_local(config)
+
+
+@pytest.mark.timeout(120)
+def test_pendulum_improves_markedly_over_random_within_5k_steps(tmp_path) -> None:
+    # A random policy scores about -1200, the initial near-zero actor about -1450;
+    # seeds 0-4 score -550 to -140 after 5k steps (2k updates, about 10 s).
+    summary = _run_pendulum(seed=0, max_env_steps=5_000, eval_every=5_000, tmp_path=tmp_path)
+    assert summary["final_eval_return"] > -700, summary["evaluations"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_pendulum_acceptance_solved_within_25k_steps(tmp_path) -> None:
+    """The acceptance: at least 2 of seeds 0-2 reach a mean greedy return of
+    -200 over the 10 fixed evaluation start states within 25k env steps
+    (measured: seeds 1 and 2 do; seed 0 settles at about -207)."""
+    solved = {}
+    for seed in range(3):
+        summary = _run_pendulum(seed=seed, max_env_steps=25_000, eval_every=2_500, tmp_path=tmp_path / str(seed))
+        solved[seed] = summary["solved_at_env_steps"]
+        if sum(at is not None for at in solved.values()) >= 2:
+            break
+    assert sum(at is not None and at <= 25_000 for at in solved.values()) >= 2, solved
