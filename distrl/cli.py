@@ -64,6 +64,9 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--run-dir", default="runs", help="folder that receives the run directory")
     parser.add_argument("--eval-every", type=int, default=5_000, help="env steps between greedy evaluations")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per greedy evaluation")
+    parser.add_argument("--eval-max-episode-steps", type=int, default=None,
+                        help="cap on an evaluation episode's env steps (default: the env's own time limit, "
+                             "else 27000)")
     parser.add_argument("--reward-threshold", type=float, default=None,
                         help="evaluation return that counts as solved (default: the environment's own)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -119,7 +122,8 @@ def build_experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     return make_experiment_config(
         args.agent, args.env, seed=args.seed, max_env_steps=args.max_env_steps,
         agent_overrides=_agent_overrides(args),
-        eval_every=args.eval_every, eval_episodes=args.eval_episodes, reward_threshold=args.reward_threshold,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        eval_max_episode_steps=args.eval_max_episode_steps, reward_threshold=args.reward_threshold,
         run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
         torch_threads=args.torch_threads,
     )

@@ -3,6 +3,19 @@
 ``EnvironmentLoop`` is the one episode loop of the package: training in the
 single-process mode, acting in a distributed env actor and greedy
 evaluation all run their episodes through it.
+
+Episode returns and the ``episode_score`` protocol: the return a loop
+reports is the plain sum of the timestep rewards, unless the environment
+(or any environment it wraps: ``EnvironmentWrapper`` forwards attributes)
+has an ``episode_score`` attribute that is not None. Then the loop reports
+that attribute, read when the episode ends, as ``episode_return``. An
+environment that shapes the rewards the agent learns from (Atari's sign
+clipping, ``distrl.envs.atari``) keeps the true score there, a float summing
+the unshaped rewards since its last reset, so training curves and
+evaluation report the game score, as gymnasium's ``RecordEpisodeStatistics``
+does when it wraps the env before the reward clipping. Whether an
+environment has one is decided once, when the loop is built, so a step
+costs the same either way.
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ class EnvironmentLoop(Worker):
     plain int another thread may read). ``should_stop``, when given, is asked
     before every step; once it returns True the episode ends there, as if
     ``max_steps`` had been reached (``completed`` 0).
+
+    The reported return is the environment's ``episode_score`` when it has
+    one (see the module docstring), else the sum of the rewards.
     """
 
     def __init__(
@@ -52,6 +68,7 @@ class EnvironmentLoop(Worker):
         self._on_episode_end = on_episode_end
         self._label = label
         self._should_stop = should_stop
+        self._has_score = getattr(environment, "episode_score", None) is not None
         self.total_steps = 0
 
     @property
@@ -61,7 +78,8 @@ class EnvironmentLoop(Worker):
     def run_episode(self, max_steps: int | None = None) -> dict[str, float]:
         """Runs one episode (or ``max_steps`` steps of it) and returns its statistics.
 
-        Returns a dict with ``episode_return`` (sum of rewards), ``episode_length``
+        Returns a dict with ``episode_return`` (the sum of the rewards, or the
+        environment's ``episode_score`` when it keeps one), ``episode_length``
         (environment steps), ``steps_per_second`` and ``completed`` (1.0 when the
         episode reached a LAST step, 0.0 when cut short by ``max_steps`` or
         ``should_stop``). Episodes cut short are not logged.
@@ -87,6 +105,8 @@ class EnvironmentLoop(Worker):
             episode_length += 1
             self.total_steps += 1
         elapsed = time.perf_counter() - start
+        if self._has_score:
+            episode_return = float(environment.episode_score)
         counts = self._counter.increment(
             env_steps=episode_length, episodes=1 if timestep.last() else 0
         )
@@ -148,7 +168,9 @@ class VectorEnvironmentLoop(Worker):
     ``completed`` = 1.0) to ``on_episode_end``. ``steps_per_second`` is the
     loop's throughput over all N environments while that episode ran. The
     counter gets ``env_steps`` (N per vector step, so every env step is
-    counted exactly) and ``episodes`` once per vector step.
+    counted exactly) and ``episodes`` once per vector step. As in
+    ``EnvironmentLoop``, an environment's ``episode_score``, when it has one
+    (see the module docstring), is reported as its episode's return.
     """
 
     def __init__(
@@ -175,6 +197,10 @@ class VectorEnvironmentLoop(Worker):
         self._returns = [0.0] * num_envs
         self._lengths = [0] * num_envs
         self._starts = [0.0] * num_envs
+        self._has_score = [
+            getattr(environment, "episode_score", None) is not None
+            for environment in self._environments
+        ]
 
     @property
     def counter(self) -> Counter:
@@ -228,8 +254,12 @@ class VectorEnvironmentLoop(Worker):
     def _report(self, index: int, env_steps: int) -> dict[str, float]:
         length = self._lengths[index]
         elapsed = time.perf_counter() - self._starts[index]
+        if self._has_score[index]:
+            episode_return = float(self._environments[index].episode_score)
+        else:
+            episode_return = self._returns[index]
         result = {
-            "episode_return": self._returns[index],
+            "episode_return": episode_return,
             "episode_length": float(length),
             "steps_per_second": length * len(self._environments) / max(elapsed, 1e-9),
             "completed": 1.0,

@@ -54,6 +54,11 @@ class OffPolicyConfig:
         0.1, "Allowed drift of the replay ratio, as a fraction of samples_per_insert * min_replay_size.")
     adder_batch_size: int = doc(16, "Transitions an adder buffers before one replay insert.")
     variable_update_period: int = doc(1, "Actor env steps between checks for newer weights.")
+    deduplicate_frames: bool = doc(
+        True, "Store each distinct uint8 image frame once in replay (same samples; other observations unchanged).")
+    replay_frames_per_item: float | None = doc(
+        None, "Frame-pool entries budgeted per transition with deduplicate_frames (None: 1 for stacks of 4+ "
+              "frames, C for C <= 3 colour planes); when the pool fills, the oldest transitions go early.")
 
     @classmethod
     def field_with_default(cls, name: str, default: Any) -> Any:
@@ -64,6 +69,9 @@ class OffPolicyConfig:
         positive(self, "batch_size", "n_step", "max_replay_size", "min_replay_size", "samples_per_insert",
                  "adder_batch_size", "variable_update_period")
         non_negative(self, "samples_per_insert_tolerance")
+        owner_name = type(self).__name__
+        require(self.replay_frames_per_item is None or self.replay_frames_per_item > 0, owner_name,
+                "replay_frames_per_item", self.replay_frames_per_item, "be > 0 or None")
         in_unit_interval(self, "discount")
         owner = type(self).__name__
         require(self.min_replay_size >= self.batch_size, owner, "min_replay_size", self.min_replay_size,
@@ -105,7 +113,9 @@ class OffPolicyBuilder(Builder):
             config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
             sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
         )
-        return [Table(REPLAY_TABLE, config.max_replay_size, self.make_sampler(seed), limiter)]
+        return [Table(REPLAY_TABLE, config.max_replay_size, self.make_sampler(seed), limiter,
+                      deduplicate_frames=config.deduplicate_frames,
+                      frames_per_item=config.replay_frames_per_item)]
 
     def make_adder(self, client: ReplayClient) -> Adder:
         """An n-step transition adder inserting ``adder_batch_size`` transitions per call."""

@@ -14,6 +14,7 @@ from typing import Sequence
 BENCHMARKS = {
     "insert": "distrl.bench.insert",
     "replay": "distrl.bench.replay",
+    "replay-atari": "distrl.bench.replay_atari",
     "system": "distrl.bench.system",
 }
 

@@ -129,6 +129,11 @@ class GridWorld(dm_env.Environment):
 
     reward_threshold = None
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The truncation limit (``max_episode_len``), None when episodes are unlimited."""
+        return self._max_episode_len
+
     def __init__(
         self,
         walls: np.ndarray,

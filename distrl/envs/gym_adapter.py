@@ -27,6 +27,7 @@ import gymnasium
 import numpy as np
 from dm_env import specs
 
+from distrl.specs import SpecNest, narrow_bounds
 from distrl.types import Nest
 
 _ZERO = np.float32(0.0)
@@ -38,6 +39,10 @@ _DISCOUNT_SPEC = specs.BoundedArray(
 )
 
 
+class UnsupportedSpaceError(ValueError):
+    """A gymnasium space that has no dm_env spec here (raised before anything runs)."""
+
+
 def _spec_dtype(dtype: np.dtype) -> np.dtype:
     """float64 becomes float32 (networks and replay work in single precision);
     every other dtype is kept."""
@@ -45,55 +50,100 @@ def _spec_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float64 else dtype
 
 
-def space_to_spec(space: gymnasium.Space, name: str) -> specs.Array:
-    """Returns the ``dm_env`` spec of a gymnasium Box or Discrete space.
+def space_to_spec(space: gymnasium.Space, name: str) -> SpecNest:
+    """Returns the ``dm_env`` spec (or nest of specs) of a gymnasium space.
 
-    Box becomes a ``BoundedArray`` (float64 bounds cast to float32, infinite
-    bounds kept infinite); ``Discrete(n, start)`` becomes
-    ``DiscreteArray(n, int64)`` with values shifted to start at 0.
+    * ``Box`` (any dtype, any rank): a ``BoundedArray``; float64 becomes float32
+      with its bounds rounded inwards (``narrow_bounds``), other dtypes keep
+      theirs; infinite bounds stay infinite.
+    * ``Discrete(n, start)``: ``DiscreteArray(n, int64)``, values shifted to
+      start at 0.
+    * ``MultiDiscrete(nvec, start)``: an int64 ``BoundedArray`` of nvec's
+      shape with minimum 0 and maximum nvec - 1 (values shifted by start).
+    * ``MultiBinary(n)``: an int8 ``BoundedArray`` in [0, 1].
+    * ``Dict``: a dict of specs (same keys, in the space's order);
+      ``Tuple``: a tuple of specs; nested freely.
+
+    Raises ``UnsupportedSpaceError`` naming the space for anything else
+    (``Text``, ``Graph``, ``Sequence``, ``OneOf``).
     """
-    if isinstance(space, gymnasium.spaces.Box):
+    spaces = gymnasium.spaces
+    if isinstance(space, spaces.Box):
         dtype = _spec_dtype(space.dtype)
-        with np.errstate(over="ignore"):  # +-1e308 bounds become +-inf in float32.
-            low = space.low.astype(dtype)
-            high = space.high.astype(dtype)
-        return specs.BoundedArray(
-            shape=space.shape, dtype=dtype, minimum=low, maximum=high, name=name
-        )
-    if isinstance(space, gymnasium.spaces.Discrete):
+        if np.issubdtype(dtype, np.floating):
+            low, high = narrow_bounds(space.low, space.high, dtype)
+        else:
+            low, high = space.low.astype(dtype), space.high.astype(dtype)
+        return specs.BoundedArray(shape=space.shape, dtype=dtype, minimum=low, maximum=high, name=name)
+    if isinstance(space, spaces.Discrete):
         return specs.DiscreteArray(num_values=int(space.n), dtype=np.int64, name=name)
-    raise NotImplementedError(
-        f"gymnasium space {space!r} ({type(space).__name__}) for {name!r} is not "
-        "supported; only Box and Discrete spaces are converted to dm_env specs"
+    if isinstance(space, spaces.MultiDiscrete):
+        nvec = np.asarray(space.nvec, dtype=np.int64)
+        return specs.BoundedArray(
+            shape=nvec.shape, dtype=np.int64, minimum=np.zeros_like(nvec), maximum=nvec - 1, name=name
+        )
+    if isinstance(space, spaces.MultiBinary):
+        return specs.BoundedArray(shape=space.shape, dtype=np.int8, minimum=0, maximum=1, name=name)
+    if isinstance(space, spaces.Dict):
+        return {key: space_to_spec(sub, f"{name}/{key}") for key, sub in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(space_to_spec(sub, f"{name}/{index}") for index, sub in enumerate(space.spaces))
+    raise UnsupportedSpaceError(
+        f"gymnasium space {space!r} ({type(space).__name__}) for {name!r} is not supported: "
+        "Box, Discrete, MultiDiscrete, MultiBinary and Dict/Tuple nests of them are"
     )
 
 
-def _observation_converter(space: gymnasium.Space) -> Callable[[Any], np.ndarray]:
-    """Returns a function mapping a gymnasium observation onto a new array of
-    its spec's dtype.
+def _observation_converter(space: gymnasium.Space) -> Callable[[Any], Nest]:
+    """Returns a function mapping a gymnasium observation onto new arrays of its spec's dtypes.
 
     The copy (a fraction of a microsecond for small arrays) guards adders,
     which hold on to observations for several steps, against envs that
     update one observation buffer in place.
     """
-    if isinstance(space, gymnasium.spaces.Discrete):
+    spaces = gymnasium.spaces
+    if isinstance(space, spaces.Discrete):
         start = int(space.start)
         if start:
             return lambda obs: np.array(int(obs) - start, dtype=np.int64)
         return lambda obs: np.array(obs, dtype=np.int64)
+    if isinstance(space, spaces.MultiDiscrete):
+        start = np.asarray(space.start, dtype=np.int64)
+        if start.any():
+            return lambda obs: np.asarray(obs, dtype=np.int64) - start
+        return lambda obs: np.array(obs, dtype=np.int64)
+    if isinstance(space, spaces.Dict):
+        converters = {key: _observation_converter(sub) for key, sub in space.spaces.items()}
+        return lambda obs: {key: convert(obs[key]) for key, convert in converters.items()}
+    if isinstance(space, spaces.Tuple):
+        converters = [_observation_converter(sub) for sub in space.spaces]
+        return lambda obs: tuple(convert(value) for convert, value in zip(converters, obs))
     dtype = _spec_dtype(space.dtype)
     return lambda obs: np.array(obs, dtype=dtype)
 
 
 def _action_converter(space: gymnasium.Space) -> Callable[[Nest], Any]:
-    """Returns a function mapping a spec-conforming action onto the gym space."""
-    if isinstance(space, gymnasium.spaces.Discrete):
+    """Returns a function mapping a spec-conforming action onto the gym space.
+
+    Raises ``UnsupportedSpaceError`` for nested (Dict, Tuple) action spaces,
+    which no agent here acts in.
+    """
+    spaces = gymnasium.spaces
+    if isinstance(space, spaces.Discrete):
         start = int(space.start)
         # operator.index accepts Python ints, numpy integer scalars and 0-d
         # integer arrays, and rejects floats instead of silently truncating.
         if start:
             return lambda action: operator.index(action) + start
         return operator.index
+    if isinstance(space, spaces.MultiDiscrete):
+        start, dtype = np.asarray(space.start, dtype=np.int64), np.dtype(space.dtype)
+        return lambda action: (np.asarray(action, dtype=np.int64) + start).astype(dtype)
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        raise UnsupportedSpaceError(
+            f"gymnasium action space {space!r} ({type(space).__name__}) is not supported: agents act in "
+            "Discrete, Box, MultiDiscrete or MultiBinary spaces"
+        )
     dtype = np.dtype(space.dtype)
     return lambda action: np.asarray(action, dtype=dtype)
 
@@ -102,7 +152,7 @@ class GymnasiumToDmEnv(dm_env.Environment):
     """A ``dm_env.Environment`` view of a (single, non-vectorised) gymnasium env.
 
     Observations match ``observation_spec()`` exactly (float64 is delivered as
-    float32); rewards and discounts are ``np.float32`` scalars. ``step`` on a
+    float32; Dict and Tuple spaces as dicts and tuples of arrays); rewards and discounts are ``np.float32`` scalars. ``step`` on a
     fresh environment or after a LAST timestep starts a new episode and
     ignores its action, as ``dm_env`` specifies.
 
@@ -137,6 +187,12 @@ class GymnasiumToDmEnv(dm_env.Environment):
         return spec.id if spec is not None else type(self._gym_env.unwrapped).__name__
 
     @property
+    def max_episode_steps(self) -> int | None:
+        """The registered time limit in steps (gymnasium's ``max_episode_steps``), None without one."""
+        spec = self._gym_env.spec
+        return None if spec is None else spec.max_episode_steps
+
+    @property
     def reward_threshold(self) -> float | None:
         """The episode return at which gymnasium deems the task solved, if registered."""
         spec = self._gym_env.spec
@@ -169,10 +225,10 @@ class GymnasiumToDmEnv(dm_env.Environment):
             return dm_env.TimeStep(dm_env.StepType.LAST, reward, _ONE, observation)
         return dm_env.TimeStep(dm_env.StepType.MID, reward, _ONE, observation)
 
-    def observation_spec(self) -> specs.Array:
+    def observation_spec(self) -> SpecNest:
         return self._observation_spec
 
-    def action_spec(self) -> specs.Array:
+    def action_spec(self) -> SpecNest:
         return self._action_spec
 
     def reward_spec(self) -> specs.Array:

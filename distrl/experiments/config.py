@@ -18,7 +18,9 @@ class ExperimentConfig:
 
     ``environment_factory(seed)`` returns a fresh ``dm_env.Environment``;
     ``network_factory(spec)`` returns the agent's networks (a new,
-    independently initialised set per call).
+    independently initialised set per call). ``eval_max_episode_steps``
+    caps evaluation episodes (None: the environment's own time limit, else
+    ``evaluation.DEFAULT_EVAL_MAX_EPISODE_STEPS``).
     """
 
     agent: str
@@ -30,6 +32,7 @@ class ExperimentConfig:
     seed: int = 0
     eval_every: int = 5_000
     eval_episodes: int = 10
+    eval_max_episode_steps: int | None = None
     reward_threshold: float | None = None
     run_dir: str = "runs"
     progress: bool = True
@@ -42,18 +45,30 @@ class ExperimentConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ExperimentConfig.{name} must be a positive integer, got {value!r}")
+        cap = self.eval_max_episode_steps
+        if cap is not None and (not isinstance(cap, int) or cap <= 0):
+            raise ValueError(f"ExperimentConfig.eval_max_episode_steps must be a positive integer or None, got {cap!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"ExperimentConfig.seed must be a non-negative integer, got {self.seed!r}")
 
 
-def experiment_record(config: ExperimentConfig) -> dict[str, Any]:
+def experiment_record(config: ExperimentConfig, spec: EnvironmentSpec | None = None) -> dict[str, Any]:
     """The JSON-friendly parts of ``config`` (all but the builder and the
-    factories), with the agent config as a dict: what ``config.json`` holds."""
-    record = {
+    factories), with the agent config as a dict: what ``config.json`` holds.
+
+    With the environment's ``spec`` it also holds ``observation_encoder``:
+    the encoder ``distrl.networks.factory.make_encoder`` picks for the
+    observations (per leaf for nested ones), which every agent here uses.
+    """
+    record: dict[str, Any] = {
         field.name: getattr(config, field.name)
         for field in dataclasses.fields(config)
         if field.name not in ("builder", "network_factory", "environment_factory", "agent_config")
     }
     if config.agent_config is not None:
         record["agent_config"] = to_dict(config.agent_config)
+    if spec is not None:
+        from distrl.networks.factory import describe_encoder, make_encoder
+
+        record["observation_encoder"] = describe_encoder(make_encoder(spec.observations))
     return record

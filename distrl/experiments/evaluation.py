@@ -20,21 +20,48 @@ from distrl.utils.seeding import derive_seed
 #: File name, in the run directory, of the best-evaluated policy's weights.
 BEST_POLICY_FILE = "best_policy.pt"
 
+#: Evaluation episode cap, in env steps, for environments that declare no time limit of their own:
+#: ALE's standard cap (108,000 frames at frame skip 4), long enough for any task with an end.
+DEFAULT_EVAL_MAX_EPISODE_STEPS = 27_000
+
 
 class EvaluationResult(NamedTuple):
-    """Undiscounted returns and lengths (env steps) of the evaluation episodes."""
+    """Undiscounted returns (float64 [N]) and lengths (env steps, int64 [N]) of the N evaluation
+    episodes, and which of them the step cap cut before they ended (bool [N])."""
 
     returns: np.ndarray
     lengths: np.ndarray
+    cut: np.ndarray
 
 
-def evaluate(environment: dm_env.Environment, actor: Actor, num_episodes: int) -> EvaluationResult:
-    """Runs ``num_episodes`` full episodes with ``actor`` through an ``EnvironmentLoop``
-    that never calls ``actor.update`` (the weights stay those loaded before)."""
-    results = EnvironmentLoop(environment, actor, should_update=False).run(num_episodes=num_episodes)
+def episode_step_cap(environment: dm_env.Environment, configured: int | None) -> int:
+    """The evaluation episode cap: ``configured`` when set, else the environment's own time limit
+    (a ``max_episode_steps`` attribute, as the gymnasium adapter, GridWorld, Atari and dm_control
+    environments have), else ``DEFAULT_EVAL_MAX_EPISODE_STEPS``."""
+    if configured is not None:
+        return int(configured)
+    own = getattr(environment, "max_episode_steps", None)
+    return int(own) if own else DEFAULT_EVAL_MAX_EPISODE_STEPS
+
+
+def evaluate(
+    environment: dm_env.Environment, actor: Actor, num_episodes: int, max_episode_steps: int | None = None
+) -> EvaluationResult:
+    """Runs ``num_episodes`` episodes with ``actor`` through an ``EnvironmentLoop`` that never
+    calls ``actor.update`` (the weights stay those loaded before).
+
+    Each episode stops at its end or after ``episode_step_cap(environment,
+    max_episode_steps)`` steps, so a greedy policy that never reaches an end
+    (a wall it walks into forever) cannot hang the run; such episodes count
+    with the return they had and are marked in ``cut``.
+    """
+    cap = episode_step_cap(environment, max_episode_steps)
+    loop = EnvironmentLoop(environment, actor, should_update=False)
+    results = [loop.run_episode(max_steps=cap) for _ in range(num_episodes)]
     returns = np.array([r["episode_return"] for r in results], dtype=np.float64)
     lengths = np.array([r["episode_length"] for r in results], dtype=np.int64)
-    return EvaluationResult(returns, lengths)
+    cut = np.array([not r["completed"] for r in results], dtype=bool)
+    return EvaluationResult(returns, lengths, cut)
 
 
 class RecordingVariableSource(VariableSource):
@@ -92,7 +119,7 @@ def evaluate_and_keep_best(
     actor.update(wait=True)
     environment = config.environment_factory(derive_seed(config.seed, "eval"))
     try:
-        result = evaluate(environment, actor, config.eval_episodes)
+        result = evaluate(environment, actor, config.eval_episodes, config.eval_max_episode_steps)
     finally:
         environment.close()
     if record(result) and source.latest is not None:

@@ -107,7 +107,7 @@ def run_local(config: ExperimentConfig) -> dict[str, Any]:
 
     recorder = RunRecorder(
         config.run_dir, config.env, config.agent, config.seed, "debug", config.max_env_steps,
-        experiment_record(config), config.reward_threshold, config.progress, config.tensorboard,
+        experiment_record(config, spec), config.reward_threshold, config.progress, config.tensorboard,
     )
     counter = Counter()
     table = builder.make_replay_tables(spec, seed=derive_seed(config.seed, "replay"))[0]

@@ -28,8 +28,20 @@ def run_name(env: str, agent: str, seed: int, start_time: float) -> str:
     return f"{safe_env}__{agent}__{seed}__{int(start_time)}"
 
 
+def format_encoder(description: Any) -> str:
+    """One line for an encoder description: the text, or ``path: text, ...`` for a nest."""
+    if isinstance(description, Mapping):
+        return ", ".join(f"{path}: {text}" for path, text in description.items())
+    return str(description)
+
+
 class RunRecorder:
-    """Owns a run's directory, loggers, progress bar and evaluation history."""
+    """Owns a run's directory, loggers, progress bar and evaluation history.
+
+    ``config`` is written to ``config.json``; when it has an
+    ``observation_encoder`` entry (``experiment_record`` with a spec), that
+    is also printed to stderr, one line, as the run starts.
+    """
 
     def __init__(
         self,
@@ -56,6 +68,8 @@ class RunRecorder:
         self.run_dir.mkdir(parents=True)
         with open(self.run_dir / "config.json", "w") as f:
             json.dump(config, f, indent=2, default=str)
+        if "observation_encoder" in config:
+            print(f"distrl: {env} observations -> {format_encoder(config['observation_encoder'])}", file=sys.stderr)
         loggers: list[Logger] = [CSVLogger(self.run_dir / "metrics.csv")]
         if tensorboard:
             if not tensorboard_available():
@@ -108,15 +122,20 @@ class RunRecorder:
 
         Returns True when its mean return beats every earlier evaluation's
         (the caller then keeps the evaluated weights as the best policy).
+        Episodes the step cap cut count with the return they had, and their
+        number is recorded (``episodes_cut``, ``eval/episodes_cut``).
         """
         mean, std = float(np.mean(result.returns)), float(np.std(result.returns))
         best = self.best_evaluation
         is_best = best is None or mean > best["return_mean"]
         self.eval_history.append(
             {"env_steps": env_steps, "learner_steps": learner_steps, "wall_clock_s": round(self.elapsed_s, 3),
-             "return_mean": mean, "return_std": std, "length_mean": float(np.mean(result.lengths))}
+             "return_mean": mean, "return_std": std, "length_mean": float(np.mean(result.lengths)),
+             "episodes_cut": int(np.count_nonzero(result.cut))}
         )
-        self.logger.write({"eval/episodic_return": mean, "eval/episodic_return_std": std}, env_steps)
+        self.logger.write(
+            {"eval/episodic_return": mean, "eval/episodic_return_std": std,
+             "eval/episodes_cut": float(np.count_nonzero(result.cut))}, env_steps)
         if self.solved_at_env_steps is None and self.reward_threshold is not None and mean >= self.reward_threshold:
             self.solved_at_env_steps = env_steps
             self.solved_at_wall_clock_s = round(self.elapsed_s, 3)
@@ -160,6 +179,9 @@ def summary_line(summary: Mapping[str, Any]) -> str:
     """One line a person can read at a glance (and grep in CI logs)."""
     final = summary["final_eval_return"]
     final_text = "n/a" if final is None else f"{final:.1f} +- {summary['final_eval_return_std']:.1f}"
+    evaluations = summary.get("evaluations") or []
+    if evaluations and evaluations[-1].get("episodes_cut"):
+        final_text += f" ({evaluations[-1]['episodes_cut']} episodes cut by the evaluation step cap)"
     best = summary.get("best_eval_return")
     if best is not None and best > final:
         final_text += f" (best {best:.1f} at {summary['best_eval_env_steps']} env steps: best_policy.pt)"

@@ -98,6 +98,63 @@ class CategoricalHead(nn.Module):
         return D.Categorical(logits=self.logits(features), validate_args=self.validate_args)
 
 
+class MultiCategorical(D.Distribution):
+    """Independent categoricals over the k components of a MultiDiscrete action.
+
+    ``logits`` [..., sum(nvec)] hold each component's logits one after the
+    other; an action is int [..., k]. ``log_prob`` and ``entropy`` sum over
+    the components (the joint of independent factors), ``mode`` takes each
+    component's argmax. RLlib's ``MultiCategorical`` and stable-baselines3's
+    ``MultiCategoricalDistribution`` define the same distribution.
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], validate_args: bool | None = None) -> None:
+        self.logits = logits
+        self.nvec = tuple(int(n) for n in nvec)
+        self.components = [
+            D.Categorical(logits=part, validate_args=validate_args) for part in torch.split(logits, self.nvec, -1)
+        ]
+        super().__init__(logits.shape[:-1], torch.Size([len(self.nvec)]), validate_args=False)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """int [..., k] actions -> float32 [...], the sum of the components' log-probabilities."""
+        value = value.long()
+        return torch.stack([c.log_prob(value[..., i]) for i, c in enumerate(self.components)], -1).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        """float32 [...]: the sum of the components' entropies."""
+        return torch.stack([c.entropy() for c in self.components], -1).sum(-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        """int64 [*sample_shape, ..., k]."""
+        return torch.stack([c.sample(sample_shape) for c in self.components], -1)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """int64 [..., k]: each component's most likely value."""
+        return torch.stack([c.logits.argmax(-1) for c in self.components], -1)
+
+
+class MultiCategoricalHead(nn.Module):
+    """A policy over MultiDiscrete actions: one Linear to sum(nvec) logits, read as
+    ``MultiCategorical(logits, nvec)`` (``validate_args`` as ``CategoricalHead``)."""
+
+    def __init__(self, input_dim: int, nvec: tuple[int, ...], validate_args: bool | None = None) -> None:
+        super().__init__()
+        self.nvec = tuple(int(n) for n in nvec)
+        if not self.nvec or any(n <= 0 for n in self.nvec):
+            raise ValueError(f"nvec must be positive, got {nvec}.")
+        self.input_dim = input_dim
+        self.validate_args = validate_args
+        self.logits = nn.Linear(input_dim, sum(self.nvec))
+
+    def forward(self, features: torch.Tensor) -> MultiCategorical:
+        """float32 [..., input_dim] -> a MultiCategorical with batch shape [...] and event shape [k]."""
+        return MultiCategorical(self.logits(features), self.nvec, validate_args=self.validate_args)
+
+
 class DiagGaussianHead(nn.Module):
     """A diagonal Gaussian policy over ``action_dim`` continuous actions.
 

@@ -23,8 +23,14 @@ import torch
 from torch import nn
 
 from distrl.networks.composition import Network
-from distrl.networks.encoders import FlattenEncoder, IdentityEncoder
-from distrl.networks.heads import CategoricalHead, DeterministicHead, DiagGaussianHead, DiscreteQHead
+from distrl.networks.encoders import FlattenEncoder, IdentityEncoder, OneHotEncoder
+from distrl.networks.heads import (
+    CategoricalHead,
+    DeterministicHead,
+    DiagGaussianHead,
+    DiscreteQHead,
+    MultiCategoricalHead,
+)
 from distrl.networks.torsos import MLP
 
 NumpyForward = Callable[[np.ndarray], np.ndarray]
@@ -60,25 +66,51 @@ def _compile_torso(torso: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Calla
     return layers
 
 
+def _compile_encoder(encoder: nn.Module) -> NumpyForward | None:
+    """The numpy form of a parameter-free encoder: observation [*lead, ...] -> float32 [*lead, features]."""
+    if isinstance(encoder, (FlattenEncoder, IdentityEncoder)):
+        if isinstance(encoder, FlattenEncoder):
+            observation_ndim, input_dim = len(encoder.input_shape), encoder.output_dim
+        else:
+            observation_ndim, input_dim = 1, encoder.input_dim
+
+        def flatten(observation: np.ndarray) -> np.ndarray:
+            x = np.asarray(observation, dtype=np.float32)
+            return x.reshape(x.shape[: x.ndim - observation_ndim] + (input_dim,))
+
+        return flatten
+    if isinstance(encoder, OneHotEncoder):
+        offsets, width, scalar = encoder.offsets.numpy(), encoder.output_dim, encoder.scalar
+
+        def one_hot(observation: np.ndarray) -> np.ndarray:
+            indices = np.asarray(observation, dtype=np.int64)
+            if scalar:
+                indices = indices[..., None]
+            indices = indices + offsets
+            codes = np.zeros(indices.shape[:-1] + (width,), dtype=np.float32)
+            np.put_along_axis(codes, indices, 1.0, axis=-1)
+            return codes
+
+        return one_hot
+    return None
+
+
 def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
     """Returns ``f(observation) -> output``, or None when the network is not supported.
 
-    Supported: ``Network(FlattenEncoder | IdentityEncoder, MLP (Linear with
+    Supported: ``Network(FlattenEncoder | IdentityEncoder | OneHotEncoder, MLP (Linear with
     ReLU/Tanh, no LayerNorm), head)`` on CPU, where the output is the head's:
     Q-values for ``DiscreteQHead``, the action for ``DeterministicHead``, the
-    logits for ``CategoricalHead`` and the mean for ``DiagGaussianHead`` (the
+    logits for ``CategoricalHead`` (all components' logits, concatenated, for
+    ``MultiCategoricalHead``) and the mean for ``DiagGaussianHead`` (the
     distributions' parameters that fix their mode). ``observation`` may carry
     leading batch axes (none for one observation); the output keeps them and
     equals the torch forward's up to float32 rounding.
     """
     if not isinstance(network, Network) or any(p.device.type != "cpu" for p in network.parameters()):
         return None
-    encoder = network.encoder
-    if isinstance(encoder, FlattenEncoder):
-        observation_ndim, input_dim = len(encoder.input_shape), encoder.output_dim
-    elif isinstance(encoder, IdentityEncoder):
-        observation_ndim, input_dim = 1, encoder.input_dim
-    else:
+    encode = _compile_encoder(network.encoder)
+    if encode is None:
         return None
     torso = _compile_torso(network.torso)
     if torso is None:
@@ -103,8 +135,8 @@ def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
         def head_fn(x: np.ndarray) -> np.ndarray:
             unit = (np.tanh(_affine(x, linear_w, linear_b)) + 1.0) * 0.5
             return np.clip(low + unit * (high - low), low, high)
-    elif isinstance(head, (CategoricalHead, DiagGaussianHead)):
-        linear = head.logits if isinstance(head, CategoricalHead) else head.mean
+    elif isinstance(head, (CategoricalHead, MultiCategoricalHead, DiagGaussianHead)):
+        linear = head.mean if isinstance(head, DiagGaussianHead) else head.logits
         linear_w, linear_b = _view(linear.weight), _view(linear.bias)
 
         def head_fn(x: np.ndarray) -> np.ndarray:
@@ -113,8 +145,7 @@ def compile_numpy_forward(network: nn.Module) -> NumpyForward | None:
         return None
 
     def forward(observation: np.ndarray) -> np.ndarray:
-        x = np.asarray(observation, dtype=np.float32)
-        x = x.reshape(x.shape[: x.ndim - observation_ndim] + (input_dim,))
+        x = encode(observation)
         if x.ndim == 1:
             for weight, bias, activation in torso:
                 x = weight @ x + bias

@@ -1,6 +1,7 @@
 """Replay: column-wise storage, samplers, Reverb-style rate limiters, tables and clients."""
 
 from distrl.replay.client import GroupedInsertClient, LocalReplayClient, ReplayClient
+from distrl.replay.frames import FramePool
 from distrl.replay.rate_limiters import MinSize, Queue, RateLimiter, SampleToInsertRatio
 from distrl.replay.samplers import FifoSampler, PrioritizedSampler, Sampled, Sampler, UniformSampler
 from distrl.replay.storage import ArrayStorage
@@ -12,6 +13,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "ArrayStorage",
     "FifoSampler",
+    "FramePool",
     "GroupedInsertClient",
     "LocalReplayClient",
     "MinSize",

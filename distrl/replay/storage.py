@@ -15,6 +15,9 @@ removed. Items can be removed before they are overwritten (a queue pops them,
 ``size`` counts the items present. The reverse map is arithmetic too: slot s
 last held key I - 1 - ((I - 1 - s) mod max_size), so no per-slot key is
 stored (one write less per insert; about the cost of a gather per sample).
+
+``deduplicate_frames`` stores uint8 image leaves as indices into shared,
+content-addressed frame pools (``frames.py``, ``frame_columns.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tree
 
+from distrl.replay.frame_columns import FrameColumns, check_options
 from distrl.types import Nest
+from distrl.utils.nests import make_flattener, make_unflattener
 
 _MAX_BATCH_SIGNATURES = 32  # Batch shapes whose full leaf signatures are cached for the checks.
 
@@ -34,89 +39,6 @@ _DESCRIBE = operator.attrgetter("__class__", "dtype", "shape")
 a cached batch signature in one ``==`` (dtypes of the same kind are shared
 objects, so the comparison is mostly identity checks)."""
 
-_EMPTY_TUPLE = ()  # CPython has one empty tuple, so ``extras=()`` fields are checked by identity.
-
-
-def _make_flattener(structure: Nest) -> Callable[[Nest], Sequence[Any] | None] | None:
-    """Returns a fast ``tree.flatten`` for batches built like ``structure``, or None.
-
-    ``tree.flatten`` costs about 1 us, a third of the plain buffer's whole
-    insert of a 256-item batch, so the usual item, a tuple or NamedTuple
-    whose fields are leaves or empty tuples (e.g. a ``Transition`` with
-    ``extras=()``), gets a flattener that picks the leaf fields with one
-    ``operator.itemgetter``. It returns the leaves (in dm-tree order) when a
-    batch has the same type and length and the same fields hold the empty
-    tuple, and None otherwise: the caller then uses ``tree.flatten``, so the
-    shortcut never changes the result. It checks nothing about the leaves: a
-    field holding a nest where the signature has a leaf fails the caller's
-    leaf check, which re-flattens with dm-tree. Other structures get None and
-    always use ``tree.flatten``.
-    """
-    if not isinstance(structure, tuple):
-        return None
-    leaf_fields: list[int] = []
-    empty_fields: list[int] = []
-    for index, field in enumerate(structure):
-        if not tree.is_nested(field):
-            leaf_fields.append(index)
-        elif type(field) is tuple and not field:
-            empty_fields.append(index)
-        else:
-            return None
-    if len(leaf_fields) < 2:
-        return None  # ``itemgetter`` of one index returns the leaf, not a tuple; not worth a case.
-    cls, length = type(structure), len(structure)
-    get_leaves = operator.itemgetter(*leaf_fields)
-
-    def flatten(items: Nest) -> Sequence[Any] | None:
-        if type(items) is not cls or len(items) != length:
-            return None
-        for index in empty_fields:
-            if items[index] is not _EMPTY_TUPLE:  # Anything else takes dm-tree's path.
-                return None
-        return get_leaves(items)
-
-    return flatten
-
-
-def _make_unflattener(structure: Nest) -> Callable[[Sequence[Any]], Nest]:
-    """Returns a function that rebuilds ``structure`` from its flat leaves.
-
-    ``tree.unflatten_as`` takes about 10 us for a ``Transition``, more than the
-    whole gather of a 256-item batch, so the common containers (tuples,
-    NamedTuples, lists, dicts) get a precompiled builder; anything else falls
-    back to ``tree.unflatten_as``. Leaf order follows dm-tree (dict keys sorted).
-    Leaves are picked by ``operator.itemgetter`` (no Python frame per leaf).
-    """
-    counter = iter(range(len(tree.flatten(structure))))
-
-    def compile_node(node: Nest) -> Callable[[Sequence[Any]], Any] | None:
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            parts = [compile_node(child) for child in node]
-            if any(p is None for p in parts):
-                return None
-            cls = type(node)
-            return lambda leaves: cls(*[p(leaves) for p in parts])
-        if type(node) in (tuple, list):
-            parts = [compile_node(child) for child in node]
-            if any(p is None for p in parts):
-                return None
-            cls = type(node)
-            return lambda leaves: cls([p(leaves) for p in parts])
-        if type(node) is dict:
-            keys = sorted(node)
-            parts = [compile_node(node[k]) for k in keys]
-            if any(p is None for p in parts):
-                return None
-            return lambda leaves: {k: p(leaves) for k, p in zip(keys, parts)}
-        if tree.is_nested(node):
-            return None
-        return operator.itemgetter(next(counter))
-
-    compiled = compile_node(structure)
-    if compiled is None:
-        return lambda leaves: tree.unflatten_as(structure, list(leaves))
-    return compiled
 
 
 class ArrayStorage:
@@ -124,11 +46,18 @@ class ArrayStorage:
 
     Args:
       max_size: Capacity in items; the oldest item is overwritten beyond it.
+      deduplicate_frames: Keep each distinct frame of uint8 image leaves once
+        (``FrameColumns``); ``get`` returns the same arrays either way.
+      frames_per_item, frame_pool_reserve: The frame pools' budget (``FrameColumns``).
     """
 
-    def __init__(self, max_size: int):
+    def __init__(self, max_size: int, deduplicate_frames: bool = False, frames_per_item: float | None = None,
+                 frame_pool_reserve: int | None = None):
         if max_size < 1:
             raise ValueError(f"max_size ({max_size}) must be a positive integer")
+        check_options(frames_per_item, frame_pool_reserve)
+        self._frame_options = (deduplicate_frames, frames_per_item, frame_pool_reserve)
+        self.frames: FrameColumns | None = None  # The image leaves, once allocated with deduplication.
         self._max_size = int(max_size)
         self._removed = np.zeros(self._max_size, dtype=bool)  # Slot's item removed early.
         # Slices of this read-only 0..max_size-1 are the slots of unwrapped batches
@@ -163,8 +92,15 @@ class ArrayStorage:
 
     @property
     def evictions(self) -> int:
-        """Number of items overwritten by newer ones while still present."""
+        """Number of items overwritten by newer ones while still present, or
+        evicted early to make room for new frames (``FrameColumns``)."""
         return self._evictions
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns, the frame pools and their hash indices."""
+        columns = sum(array.nbytes for array in self._arrays) + self._removed.nbytes + self._slot_range.nbytes
+        return columns + (self.frames.nbytes if self.frames is not None else 0)
 
     @property
     def allocated(self) -> bool:
@@ -182,9 +118,17 @@ class ArrayStorage:
         """Fixes the signature from the first (checked) batch and preallocates."""
         self._signature = [(leaf.dtype, leaf.shape[1:]) for leaf in leaves]
         self._structure = tree.map_structure(lambda leaf: np.asarray(leaf)[:0], items)
-        self._arrays = [np.empty((self._max_size, *s), dtype=d) for d, s in self._signature]
-        self._unflatten = _make_unflattener(self._structure)
-        self._fast_flatten = _make_flattener(self._structure)
+        if self._frame_options[0]:
+            self.frames = FrameColumns(self._max_size, self._signature, self._removed, *self._frame_options[1:])
+        columns = dict(zip(self.frames.positions, self.frames.columns)) if self.frames else {}
+        self._arrays = [columns[i] if i in columns else np.empty((self._max_size, *s), dtype=d)
+                        for i, (d, s) in enumerate(self._signature)]
+        if self.frames:  # The plain path stays free of frame checks.
+            self.add_leaves = self._add_framed_leaves  # type: ignore[method-assign]
+        else:
+            self.frames = None
+        self._unflatten = make_unflattener(self._structure)
+        self._fast_flatten = make_flattener(self._structure)
 
     def flatten(self, items: Nest) -> Sequence[np.ndarray]:
         """Flattens a batch of items and checks it against the signature.
@@ -260,6 +204,8 @@ class ArrayStorage:
         """
         if self._structure is None:
             self._allocate(items, leaves)
+            if self.frames is not None:
+                return self.add_leaves(items, leaves)  # ``_add_framed_leaves`` from now on.
         n = leaves[0].shape[0]
         max_size = self._max_size
         if n > max_size:
@@ -291,6 +237,17 @@ class ArrayStorage:
         self._evictions += evicted
         return slots, keys, evicted
 
+    def _add_framed_leaves(self, items: Nest, leaves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        """``add_leaves`` with image leaves: frames into the pools, entry indices
+        into the ring; items evicted early for frame room count as evicted."""
+        early = 0
+        if len(leaves[0]) <= self._max_size:  # Larger batches raise below.
+            leaves, early = self.frames.add(leaves, self._inserted)
+            self._num_removed += early
+            self._evictions += early
+        slots, keys, evicted = ArrayStorage.add_leaves(self, items, leaves)
+        return slots, keys, evicted + early
+
     def get(self, slots: np.ndarray) -> Nest:
         """Gathers the items at ``slots`` into one batched nest (copies).
 
@@ -299,7 +256,8 @@ class ArrayStorage:
         """
         if self._unflatten is None:
             raise ValueError("storage is empty: nothing has been inserted yet")
-        return self._unflatten([array.take(slots, axis=0) for array in self._arrays])
+        leaves = [array.take(slots, axis=0) for array in self._arrays]
+        return self._unflatten(leaves if self.frames is None else self.frames.gather(leaves))
 
     def keys(self, slots: np.ndarray) -> np.ndarray:
         """Keys of the items last written at ``slots`` (-1 for slots never written)."""
@@ -332,6 +290,8 @@ class ArrayStorage:
         """
         slots = np.unique(np.asarray(slots, dtype=np.int64))
         held = slots[(slots < self._inserted) & ~self._removed[slots]]
+        if self.frames is not None:
+            self.frames.release(held)
         self._removed[held] = True
         self._num_removed += held.size
         return int(held.size)
@@ -346,6 +306,7 @@ class ArrayStorage:
             "removed": self._removed.copy(),
             "inserted": self._inserted,
             "evictions": self._evictions,
+            "frames": self.frames.get_state() if self.frames is not None else None,
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
@@ -354,12 +315,17 @@ class ArrayStorage:
             raise ValueError(
                 f"state has max_size {state['max_size']}, this storage has {self._max_size}"
             )
-        self.__init__(self._max_size)
+        self.__dict__.pop("add_leaves", None)
+        self.__init__(self._max_size, *self._frame_options)
         structure = state["structure"]
         if structure is not None:
             self._allocate(structure, [np.asarray(leaf) for leaf in tree.flatten(structure)])
+            if (state.get("frames") is None) != (self.frames is None):
+                raise ValueError("state and storage differ in deduplicated image leaves")
             for array, leaf in zip(self._arrays, state["leaves"]):
                 array[: len(leaf)] = leaf
+            if self.frames is not None:
+                self.frames.set_state(state["frames"])
         self._removed[:] = state["removed"]
         self._num_removed = int(np.count_nonzero(self._removed))
         self._inserted = int(state["inserted"])

@@ -9,6 +9,11 @@ Locking: the table uses its rate limiter's lock as its own, so a call
 waiting on the limiter releases the whole table and other threads can insert
 or sample meanwhile; the check, the data write and the counter update happen
 under the lock without a gap.
+
+Image replay: ``deduplicate_frames=True`` stores each distinct uint8 frame
+once (the memory saving of Dopamine's circular replay buffer and SB3's
+``optimize_memory_usage``; found by content here, because several actors
+insert interleaved batches), see ``distrl/replay/frames.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,25 @@ class Table:
         times; 0 keeps items until they are evicted. A batch drawn with
         replacement may hold an item more often than this; it is removed
         after that batch.
+      deduplicate_frames: Store every uint8 leaf of rank >= 3 (an image:
+        [k, H, W] with k < H, W and [k, ...] of rank >= 4 are k frames, e.g.
+        a [4, 84, 84] stack; others one frame, e.g. HWC [84, 84, 3]) as int32
+        indices into a reference-counted pool of distinct frames shared by
+        all such leaves (observation and next_observation). Samples are
+        identical to the plain layout; a 1,000,000-transition DQN Atari table
+        takes 7.4 GB instead of 56 GB (``python -m distrl.bench
+        replay-atari``). When the pool is full the oldest items are evicted
+        early and reported like FIFO evictions (``info()`` counts them in
+        ``frame_pool_evictions``). Other leaves are unchanged.
+      frames_per_item: Pool entries budgeted per item (> 0): 1.0 fits stacks
+        of consecutive frames; k-channel images need k. None: 1.0 for items
+        of 4 or more frames (a stack), k for k <= 3 (colour planes).
+      frame_pool_reserve: Extra pool entries beyond ``frames_per_item *
+        max_size`` (None: 2 * k * 2048, room for the first stacks and n-step
+        tails of that many episodes).
+    Raises:
+      ValueError: max_times_sampled < 0, min_size_to_sample > max_size,
+        frames_per_item <= 0 or frame_pool_reserve < 0.
     """
 
     def __init__(
@@ -47,6 +71,9 @@ class Table:
         sampler: Sampler,
         rate_limiter: RateLimiter,
         max_times_sampled: int = 0,
+        deduplicate_frames: bool = False,
+        frames_per_item: float | None = None,
+        frame_pool_reserve: int | None = None,
     ):
         if max_times_sampled < 0:
             raise ValueError(f"max_times_sampled ({max_times_sampled}) must be >= 0")
@@ -57,7 +84,8 @@ class Table:
             )
         self.name = name
         self._max_size = int(max_size)
-        self._storage = ArrayStorage(max_size)
+        self._storage = ArrayStorage(max_size, deduplicate_frames, frames_per_item, frame_pool_reserve)
+        self._deduplicate_frames = bool(deduplicate_frames)
         self._sampler = sampler
         self._sampler.bind(max_size)
         self._limiter = rate_limiter
@@ -152,6 +180,10 @@ class Table:
                 leaves = storage.flatten(items)
             slots, keys, evicted = storage.add_leaves(items, leaves)
             self._sampler.insert(slots, priorities)
+            if self._deduplicate_frames and storage.frames is not None:
+                early = storage.frames.take_evicted()  # Evicted for frame room: never sampled again.
+                if early.size:
+                    self._sampler.remove(early)
             if self._max_times_sampled:
                 self._times_sampled[slots] = 0
             limiter.insert(num_items, evicted)
@@ -207,10 +239,14 @@ class Table:
 
     def info(self) -> dict[str, Any]:
         """Counters: name, size, max_size, inserts, samples, evictions (FIFO
-        overwrites), removals (items retired by max_times_sampled), observed
-        samples per insert, and seconds spent waiting on each side."""
+        overwrites, and items evicted early for frame room, also counted in
+        frame_pool_evictions), removals (items retired by max_times_sampled),
+        observed samples per insert, seconds spent waiting on each side, the
+        frame pools' live and total entries (0 without deduplicated images)
+        and replay_bytes (storage arrays, frame pools and hash index)."""
         with self._lock:
             limiter = self._limiter
+            frames = self._storage.frames
             return {
                 "name": self.name,
                 "size": self.size,
@@ -223,6 +259,10 @@ class Table:
                 "insert_wait_s": limiter.insert_wait_s,
                 "sample_wait_s": limiter.sample_wait_s,
                 "rate_limiter": limiter.describe(),
+                "frame_pool_evictions": frames.evictions if frames is not None else 0,
+                "frame_pool_entries": frames.entries if frames is not None else 0,
+                "frame_pool_capacity": frames.capacity if frames is not None else 0,
+                "replay_bytes": self._storage.nbytes,
             }
 
     def get_state(self) -> dict[str, Any]:

@@ -22,8 +22,37 @@ def to_tensor(value: Any, device: torch.device) -> torch.Tensor:
 
 
 def to_tensors(nest: Any, device: torch.device) -> Any:
-    """``to_tensor`` over every leaf of a nest."""
+    """``to_tensor`` over every leaf of a nest (an array is a nest of one leaf)."""
+    if isinstance(nest, (np.ndarray, torch.Tensor)):
+        return to_tensor(nest, device)
     return tree.map_structure(lambda leaf: to_tensor(leaf, device), nest)
+
+
+def batch_of_one(observation: Any) -> Any:
+    """One observation (an array or a nest of arrays) as CPU tensors with a leading batch axis of 1."""
+    if isinstance(observation, np.ndarray):
+        return torch.from_numpy(observation).unsqueeze(0)
+    return tree.map_structure(lambda leaf: torch.as_tensor(np.asarray(leaf)).unsqueeze(0), observation)
+
+
+def as_tensors(nest: Any) -> Any:
+    """An array, or a nest of arrays, as CPU tensors (sharing memory where numpy allows)."""
+    if isinstance(nest, np.ndarray):
+        return torch.from_numpy(nest)
+    return tree.map_structure(lambda leaf: torch.as_tensor(np.asarray(leaf)), nest)
+
+
+def concat_nests(nests: Any, dim: int = 0) -> Any:
+    """``torch.cat`` of same-structured nests of tensors, leaf by leaf, along ``dim``."""
+    if isinstance(nests[0], torch.Tensor):
+        return torch.cat(list(nests), dim=dim)
+    return tree.map_structure(lambda *leaves: torch.cat(leaves, dim=dim), *nests)
+
+
+def leading_size(nest: Any) -> int:
+    """Size of the leading axis of the first leaf of a nest of tensors or arrays."""
+    leaf = nest if hasattr(nest, "shape") else tree.flatten(nest)[0]
+    return int(leaf.shape[0])
 
 
 def to_cpu(value: Any) -> Any:

@@ -38,3 +38,24 @@ def test_pendulum_acceptance_solved_within_25k_steps(tmp_path) -> None:
         if sum(at is not None for at in solved.values()) >= 2:
             break
     assert sum(at is not None and at <= 25_000 for at in solved.values()) >= 2, solved
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_ddpg_balances_dmc_cartpole(tmp_path) -> None:
+    """DeepMind Control's cartpole-balance (dict observations, native dm_env): at least 2 of
+    seeds 0-2 reach a mean return of 800 (of 1000) within 100k env steps. Seed 0 measured
+    839.6 at 20k and 999.6 at 50k env steps."""
+    pytest.importorskip("dm_control")
+    from distrl.experiments import make_experiment_config, run_local
+
+    solved = {}
+    for seed in range(3):
+        config = make_experiment_config(
+            "ddpg", "dmc:cartpole-balance", seed=seed, max_env_steps=100_000, eval_every=10_000,
+            eval_episodes=10, reward_threshold=800.0, run_dir=str(tmp_path / str(seed)), progress=False,
+        )
+        solved[seed] = run_local(config)["solved_at_env_steps"]
+        if sum(at is not None for at in solved.values()) >= 2:
+            break
+    assert sum(at is not None for at in solved.values()) >= 2, solved

@@ -1,4 +1,5 @@
-"""DQN really learns, in the single-process mode (fixed seeds, tolerant thresholds)."""
+"""DQN really learns, in the single-process mode (fixed seeds, tolerant thresholds): vector,
+integer (one-hot) and image observations."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def _shortest_path(task: str) -> int:
         ("gridworld:simple", "simple", 8_000),
         ("gridworld:obstacle", "obstacle", 10_000),
         ("gridworld:obstacle?observation=grid", "obstacle", 10_000),
+        ("gridworld:obstacle?observation=state_index", "obstacle", 10_000),
     ],
 )
 def test_dqn_gridworld_greedy_path_is_shortest(tmp_path, env, task, steps):
@@ -37,6 +39,23 @@ def test_dqn_gridworld_greedy_path_is_shortest(tmp_path, env, task, steps):
     final = summary["evaluations"][-1]
     assert final["return_mean"] == 10.0, summary["evaluations"]
     assert final["length_mean"] == _shortest_path(task), summary["evaluations"]
+
+
+def test_dqn_solves_slippery_frozenlake(tmp_path):
+    """Greedy success rate over 200 evaluation episodes of FrozenLake-v1 (4x4, slippery), whose
+    optimum is about 0.74; the integer state is one-hot encoded. Seeds 0-2 reached 0.77 / 0.77 /
+    0.715 after 20k env steps (0.09-0.1 at 5k)."""
+    summary = _run("gym:FrozenLake-v1", 20_000, tmp_path, eval_every=20_000, eval_episodes=200)
+    assert summary["evaluations"][-1]["return_mean"] >= 0.65, summary["evaluations"]
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_dqn_learns_an_image_task_in_either_channel_order(tmp_path, layout):
+    """``ImageSideTask``: 10 steps per episode, a random policy scores about 5, the best 10.
+    The same uint8 pixels as (3, 10, 10) or (10, 10, 3) go through the compact CNN."""
+    summary = _run(f"distrl.envs.image_tasks:{layout}", 1_500, tmp_path, eval_every=1_500, eval_episodes=10,
+                   n_step=1, min_replay_size=200, batch_size=32, epsilon_decay_steps=1_000)
+    assert summary["evaluations"][-1]["return_mean"] >= 8.0, summary["evaluations"]
 
 
 def test_dqn_cartpole_improves_quickly(tmp_path):

@@ -157,3 +157,60 @@ def test_without_should_update_the_actor_is_never_updated():
     actor = RecordingActor()
     EnvironmentLoop(FakeEnvironment(2), actor, should_update=False).run(num_episodes=3)
     assert not any(call == ("update",) for call in actor.calls)
+
+
+# ---------------------------------------------------------------------------
+# The episode_score protocol: an environment that clips or shapes its rewards
+# keeps the true score, and the loops report it as the episode return.
+
+from distrl.envs.validation import ValidatingWrapper  # noqa: E402
+from distrl.envs.wrappers import EnvironmentWrapper  # noqa: E402
+
+
+class ScoredEnvironment(EnvironmentWrapper):
+    """FakeEnvironment whose game score is 100x its rewards (as if the rewards were clipped)."""
+
+    def __init__(self, environment: dm_env.Environment) -> None:
+        super().__init__(environment)
+        self.episode_score = 0.0
+
+    def reset(self) -> dm_env.TimeStep:
+        self.episode_score = 0.0
+        return self._environment.reset()
+
+    def step(self, action: Any) -> dm_env.TimeStep:
+        timestep = self._environment.step(action)
+        if timestep.first():
+            self.episode_score = 0.0
+        else:
+            self.episode_score += 100.0 * float(timestep.reward)
+        return timestep
+
+
+def test_loop_reports_the_episode_score_through_wrappers():
+    # The score is found through a wrapper (ValidatingWrapper forwards attributes).
+    environment = ValidatingWrapper(ScoredEnvironment(FakeEnvironment(3)), "scored")
+    logger = BufferLogger()
+    loop = EnvironmentLoop(environment, RecordingActor(), logger=logger)
+    results = loop.run(num_episodes=2)
+    assert [r["episode_return"] for r in results] == [600.0, 600.0]  # not 1 + 2 + 3
+    assert [row[0]["charts/episodic_return"] for row in logger.drain()] == [600.0, 600.0]
+    # An episode cut short reports the score so far.
+    assert loop.run_episode(max_steps=2)["episode_return"] == 300.0
+
+
+def test_loop_sums_rewards_without_a_score_or_with_a_none_score():
+    environment = ScoredEnvironment(FakeEnvironment(3))
+    environment.episode_score = None  # None means: no score, sum the rewards.
+    loop = EnvironmentLoop(environment, RecordingActor())
+    assert loop.run_episode()["episode_return"] == 6.0
+    assert EnvironmentLoop(FakeEnvironment(3), RecordingActor()).run_episode()["episode_return"] == 6.0
+
+
+def test_vector_loop_reports_each_environments_score_before_its_reset():
+    environments = [ScoredEnvironment(FakeEnvironment(3)), FakeEnvironment(4, terminate=False)]
+    logger = BufferLogger()
+    loop = VectorEnvironmentLoop(environments, RecordingBatchedActor(), logger=logger)
+    results = loop.run(num_steps=16)  # 8 vector steps: env 0 ends at 3 and 6, env 1 at 4 and 8.
+    assert [r["episode_return"] for r in results] == [600.0, 10.0, 600.0, 10.0]
+    assert [row[0]["charts/episodic_return"] for row in logger.drain()] == [600.0, 10.0, 600.0, 10.0]

@@ -21,6 +21,7 @@ from distrl.agents.a2c.networks import ActorCritic
 from distrl.agents.actors import BatchedFeedForwardActor
 from distrl.agents.builder import BatchedPolicy, Policy
 from distrl.networks.numpy_inference import compile_numpy_forward
+from distrl.utils.tensors import as_tensors
 from distrl.variables.client import VariableClient
 
 
@@ -40,13 +41,13 @@ class _PolicyParameters:
         if self._numpy_forward is not None:
             return self._numpy_forward(observations)
         with torch.inference_mode():
-            return self._policy(torch.as_tensor(observations)).logits.numpy()
+            return self._policy(as_tensors(observations)).logits.numpy()
 
     def mean(self, observations: Any) -> np.ndarray:
         if self._numpy_forward is not None:
             return self._numpy_forward(observations)
         with torch.inference_mode():
-            return self._policy(torch.as_tensor(observations)).base_dist.loc.numpy()
+            return self._policy(as_tensors(observations)).base_dist.loc.numpy()
 
     def mean_std(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._numpy_forward is not None:
@@ -55,15 +56,21 @@ class _PolicyParameters:
                 log_std = head.log_std.clamp(head.min_log_std, head.max_log_std)
             return self._numpy_forward(observations), log_std.exp().numpy()
         with torch.inference_mode():
-            normal = self._policy(torch.as_tensor(observations)).base_dist
+            normal = self._policy(as_tensors(observations)).base_dist
             return normal.loc.numpy(), normal.scale.numpy()
+
+
+def _component_splits(nvec: tuple[int, ...] | None) -> list[int] | None:
+    """Where the concatenated logits of a MultiDiscrete action split into components."""
+    return None if nvec is None else np.cumsum(nvec)[:-1].tolist()
 
 
 class SamplingPolicy(Policy, BatchedPolicy):
     """a ~ pi(. | s), batched (``select_actions``) or for one observation (``__call__``).
 
     Discrete: a categorical sample by inverse CDF, a = #{k : F_k < u * F_K}
-    with F the cumulative sums of exp(logits - max logits) and u ~ U[0, 1).
+    with F the cumulative sums of exp(logits - max logits) and u ~ U[0, 1);
+    MultiDiscrete: one such sample per component (int64 [N, k]).
     Continuous: a Gaussian sample a = mu(s) + sigma * eps, eps ~ N(0, I);
     the environments get it clipped to the action bounds, the adders record
     it unclipped (the learner needs log pi of the action actually sampled).
@@ -72,6 +79,7 @@ class SamplingPolicy(Policy, BatchedPolicy):
     def __init__(self, network: ActorCritic, seed: int) -> None:
         self._parameters = _PolicyParameters(network)
         self._discrete = network.discrete
+        self._splits = _component_splits(network.action_nvec)
         self._minimum = network.action_minimum
         self._maximum = network.action_maximum
         self._rng = np.random.default_rng(seed)
@@ -83,13 +91,20 @@ class SamplingPolicy(Policy, BatchedPolicy):
     def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._discrete:
             logits = self._parameters.logits(observations).astype(np.float64)
-            cdf = np.cumsum(np.exp(logits - logits.max(axis=-1, keepdims=True)), axis=-1)
-            u = self._rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
-            actions = np.minimum((cdf < u).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
+            if self._splits is None:
+                actions = self._sample_categorical(logits)
+            else:
+                actions = np.stack([self._sample_categorical(part) for part in np.split(logits, self._splits, -1)], -1)
             return actions, actions
         mean, std = self._parameters.mean_std(observations)
         sample = (mean + std * self._rng.standard_normal(mean.shape)).astype(np.float32)
         return np.clip(sample, self._minimum, self._maximum), sample
+
+    def _sample_categorical(self, logits: np.ndarray) -> np.ndarray:
+        """One inverse-CDF sample per row of float64 logits [N, n] -> int64 [N]."""
+        cdf = np.cumsum(np.exp(logits - logits.max(axis=-1, keepdims=True)), axis=-1)
+        u = self._rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
+        return np.minimum((cdf < u).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
 
     def __call__(self, observation: Any) -> Any:
         actions, _ = self.select_actions(stack_nests([observation]))
@@ -102,12 +117,16 @@ class GreedyPolicy(Policy):
     def __init__(self, network: ActorCritic) -> None:
         self._parameters = _PolicyParameters(network)
         self._discrete = network.discrete
+        self._splits = _component_splits(network.action_nvec)
         self._minimum = network.action_minimum
         self._maximum = network.action_maximum
 
     def __call__(self, observation: Any) -> Any:
         if self._discrete:
-            return np.int64(self._parameters.logits(observation).argmax())
+            logits = self._parameters.logits(observation)
+            if self._splits is not None:
+                return np.array([part.argmax() for part in np.split(logits, self._splits)], dtype=np.int64)
+            return np.int64(logits.argmax())
         return np.clip(self._parameters.mean(observation), self._minimum, self._maximum).astype(np.float32)
 
 

@@ -113,8 +113,8 @@ class A2CLearner(TorchLearner):
     def _update(self) -> Mapping[str, torch.Tensor]:
         data = self._next_batch()
         device, config = self._device, self._config
-        observation = to_tensor(data.observation, device)
-        next_observation = to_tensor(data.next_observation, device)
+        observation = to_tensors(data.observation, device)
+        next_observation = to_tensors(data.next_observation, device)
         action = to_tensor(data.action, device)
         if self._networks.discrete:
             action = action.long()

@@ -17,19 +17,22 @@ output (near-uniform initial policy) and 1 for the value output; zero biases.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
+from dm_env import specs
 from torch import distributions as D
 from torch import nn
 
 from distrl.agents.a2c.config import Config
 from distrl.networks.composition import Network
 from distrl.networks.factory import make_encoder
-from distrl.networks.heads import CategoricalHead, DiagGaussianHead, ValueHead
+from distrl.networks.heads import CategoricalHead, DiagGaussianHead, MultiCategoricalHead, ValueHead
 from distrl.networks.init import orthogonal_init_
 from distrl.networks.torsos import MLP
-from distrl.specs import EnvironmentSpec
+from distrl.specs import EnvironmentSpec, narrow_bounds
+from distrl.utils.tensors import concat_nests, leading_size
 
 
 class ActorCritic(nn.Module):
@@ -42,6 +45,8 @@ class ActorCritic(nn.Module):
 
     ``action_minimum`` / ``action_maximum`` are the action bounds for a
     continuous policy (numpy, used by actors to clip), None for a discrete one.
+    ``action_nvec`` is the number of values of each component of a
+    MultiDiscrete action (None otherwise).
     """
 
     def __init__(
@@ -56,7 +61,8 @@ class ActorCritic(nn.Module):
         self.policy = policy
         self.value_torso = value_torso
         self.value_head = value_head
-        self.discrete = isinstance(policy.head, CategoricalHead)
+        self.discrete = isinstance(policy.head, (CategoricalHead, MultiCategoricalHead))
+        self.action_nvec = policy.head.nvec if isinstance(policy.head, MultiCategoricalHead) else None
         self.action_minimum = action_minimum
         self.action_maximum = action_maximum
 
@@ -81,8 +87,8 @@ class ActorCritic(nn.Module):
         runs once; with a shared torso the policy head reads the observation
         rows of the same torso output.
         """
-        n = observation.shape[0]
-        features = self.policy.encoder(torch.cat([observation, next_observation]))
+        n = leading_size(observation)
+        features = self.policy.encoder(concat_nests([observation, next_observation]))
         if self.value_torso is None:
             torso_features = self.policy.torso(features)
             distribution = self.policy.head(torso_features[:n])
@@ -103,8 +109,23 @@ def _has_layers(module: nn.Module) -> bool:
     return any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in module.modules())
 
 
+def multi_discrete_nvec(actions: Any) -> tuple[int, ...] | None:
+    """The component sizes of a MultiDiscrete action spec (an integer ``BoundedArray``
+    of rank 1 with minimum 0), or None for any other spec."""
+    if not isinstance(actions, specs.BoundedArray) or getattr(actions, "num_values", None) is not None:
+        return None
+    if not np.issubdtype(actions.dtype, np.integer) or len(actions.shape) != 1:
+        return None
+    if not (np.broadcast_to(actions.minimum, actions.shape) == 0).all():
+        return None
+    return tuple(int(m) + 1 for m in np.broadcast_to(actions.maximum, actions.shape))
+
+
 def make_networks(spec: EnvironmentSpec, config: Config) -> ActorCritic:
-    """Builds the actor-critic for a discrete or a 1-D bounded continuous action spec."""
+    """Builds the actor-critic for a Discrete, MultiDiscrete or 1-D bounded float action spec.
+
+    Raises ValueError naming the spec for any other action spec.
+    """
     encoder = make_encoder(spec.observations)
     if _has_layers(encoder):
         orthogonal_init_(encoder, math.sqrt(2.0))
@@ -114,22 +135,31 @@ def make_networks(spec: EnvironmentSpec, config: Config) -> ActorCritic:
 
     policy_torso = torso()
     num_actions = getattr(spec.actions, "num_values", None)
+    nvec = multi_discrete_nvec(spec.actions)
     action_minimum = action_maximum = None
     if num_actions is not None:
         head: nn.Module = CategoricalHead(policy_torso.output_dim, num_actions, validate_args=False)
         orthogonal_init_(head.logits, 0.01)
+    elif nvec is not None:
+        head = MultiCategoricalHead(policy_torso.output_dim, nvec, validate_args=False)
+        orthogonal_init_(head.logits, 0.01)
     else:
         actions = spec.actions
-        if len(actions.shape) != 1 or not np.issubdtype(actions.dtype, np.floating):
+        if (not isinstance(actions, specs.Array) or len(actions.shape) != 1
+                or not np.issubdtype(actions.dtype, np.floating)):
             raise ValueError(
-                f"A2C needs a DiscreteArray or a 1-D float action spec, got {actions!r}"
+                f"A2C needs a Discrete (DiscreteArray), MultiDiscrete (integer BoundedArray of rank 1 from 0) "
+                f"or 1-D float (Box) action spec, got {actions!r}"
             )
         head = DiagGaussianHead(
             policy_torso.output_dim, actions.shape[0], init_log_std=config.init_log_std, validate_args=False
         )
         orthogonal_init_(head.mean, 0.01)
-        action_minimum = np.broadcast_to(np.asarray(getattr(actions, "minimum", -np.inf), np.float32), actions.shape)
-        action_maximum = np.broadcast_to(np.asarray(getattr(actions, "maximum", np.inf), np.float32), actions.shape)
+        # float32 bounds never outside the spec's (a float64 bound is rounded inwards).
+        action_minimum, action_maximum = narrow_bounds(
+            np.broadcast_to(getattr(actions, "minimum", -np.inf), actions.shape),
+            np.broadcast_to(getattr(actions, "maximum", np.inf), actions.shape), np.float32,
+        )
     value_torso = None if config.shared_torso else torso()
     value_head = orthogonal_init_(ValueHead(policy_torso.output_dim), 1.0)
     return ActorCritic(

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from distrl.agents.builder import Policy
+from distrl.utils.tensors import batch_of_one
 
 
 def spread_noise_scale(index: int, num_actors: int) -> float:
@@ -115,7 +116,7 @@ class DeterministicPolicy(Policy):
 
     @torch.inference_mode()
     def _mu(self, observation: np.ndarray) -> np.ndarray:
-        action = self._policy_network(torch.from_numpy(np.asarray(observation)).unsqueeze(0))
+        action = self._policy_network(batch_of_one(observation))
         return action[0].numpy()
 
     def __call__(self, observation: np.ndarray) -> np.ndarray:

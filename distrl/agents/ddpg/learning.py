@@ -15,7 +15,7 @@ from distrl.networks.target import make_target, polyak_update_
 from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
-from distrl.utils.tensors import to_tensor
+from distrl.utils.tensors import to_tensor, to_tensors
 
 
 def make_adam(parameters: Iterable[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
@@ -87,7 +87,7 @@ class DDPGLearner(TorchLearner):
     def _update(self) -> Mapping[str, torch.Tensor]:
         data = next(self._dataset).data
         device, config = self._device, self._config
-        observation = to_tensor(data.observation, device)
+        observation = to_tensors(data.observation, device)
 
         critic_output = critic_td_loss(
             self._critic,
@@ -97,7 +97,7 @@ class DDPGLearner(TorchLearner):
             action=to_tensor(data.action, device),
             reward=to_tensor(data.reward, device),
             discount=to_tensor(data.discount, device),
-            next_observation=to_tensor(data.next_observation, device),
+            next_observation=to_tensors(data.next_observation, device),
         )
         self._critic_optimizer.zero_grad(set_to_none=True)
         critic_output.loss.backward()

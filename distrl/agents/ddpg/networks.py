@@ -22,7 +22,7 @@ from distrl.networks.factory import make_encoder
 from distrl.networks.heads import DeterministicHead
 from distrl.networks.init import fan_in_uniform_init_, uniform_final_init_
 from distrl.networks.torsos import MLP
-from distrl.specs import EnvironmentSpec
+from distrl.specs import EnvironmentSpec, narrow_bounds
 
 FINAL_INIT_SCALE = 3e-3
 
@@ -96,17 +96,19 @@ def _action_bounds(spec: EnvironmentSpec) -> tuple[np.ndarray, np.ndarray]:
     actions = spec.actions
     minimum = getattr(actions, "minimum", None)
     maximum = getattr(actions, "maximum", None)
-    if minimum is None or maximum is None or getattr(actions, "num_values", None) is not None:
+    integer = np.dtype(getattr(actions, "dtype", np.float32)).kind in "iub"
+    if minimum is None or maximum is None or getattr(actions, "num_values", None) is not None or integer:
         raise ValueError(
-            f"DDPG needs a bounded continuous action spec (dm_env.specs.BoundedArray), got {actions!r}"
+            f"DDPG needs a bounded continuous action spec (a gymnasium Box, dm_env.specs.BoundedArray), "
+            f"got {actions!r}; for Discrete or MultiDiscrete actions use DQN or A2C"
         )
     if len(actions.shape) != 1 or np.dtype(actions.dtype).kind != "f":
-        raise ValueError(f"DDPG needs 1-D float actions, got shape {actions.shape} dtype {actions.dtype}")
-    low, high = np.broadcast_arrays(
-        np.asarray(minimum, dtype=np.float32), np.asarray(maximum, dtype=np.float32)
+        raise ValueError(f"DDPG needs 1-D float actions (a Box of shape (k,)), got {actions!r}")
+    # float32 bounds never outside the spec's (a float64 bound is rounded inwards).
+    low, high = narrow_bounds(
+        np.broadcast_to(minimum, actions.shape), np.broadcast_to(maximum, actions.shape), np.float32
     )
-    low = np.broadcast_to(low, actions.shape).copy()
-    high = np.broadcast_to(high, actions.shape).copy()
+    low, high = low.copy(), high.copy()
     if not np.all(np.isfinite(low) & np.isfinite(high)):
         raise ValueError(f"DDPG needs finite action bounds, got minimum={low}, maximum={high}")
     return low, high

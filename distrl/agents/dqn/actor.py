@@ -11,6 +11,7 @@ from torch import nn
 
 from distrl.agents.builder import Policy
 from distrl.networks.numpy_inference import compile_numpy_forward
+from distrl.utils.tensors import batch_of_one
 
 
 def apex_epsilon(index: int, num_actors: int) -> float:
@@ -42,7 +43,7 @@ class GreedyPolicy(Policy):
         if self._numpy_forward is not None:
             return np.int64(self._numpy_forward(observation).argmax())
         with torch.inference_mode():
-            q_values = self._q_network(torch.from_numpy(np.asarray(observation)).unsqueeze(0))
+            q_values = self._q_network(batch_of_one(observation))
         return np.int64(q_values.argmax(dim=-1).item())
 
 

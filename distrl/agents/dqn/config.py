@@ -37,7 +37,9 @@ class Config(OffPolicyConfig):
     double_q: bool = doc(True, "Select the bootstrap action with the online net, evaluate it with the target net.")
     huber_delta: float = doc(1.0, "Huber loss threshold (TD errors beyond it get a linear penalty).")
     max_grad_norm: float | None = doc(10.0, "Clip the global gradient norm to this value (None: no clipping).")
-    hidden_sizes: tuple[int, ...] = doc((128, 128), "Units per hidden layer of the MLP torso.")
+    hidden_sizes: tuple[int, ...] = doc(
+        (128, 128), "Units per hidden layer of the MLP torso; empty: the head reads the encoder's features "
+                    "(the Nature DQN, whose CNN ends in a 512-unit layer).")
     dueling: bool = doc(False, "Use a dueling head: Q = V + A - mean(A).")
     prioritized: bool = doc(False, "Prioritized replay (Schaul et al. 2016) instead of uniform sampling.")
     priority_exponent: float = doc(0.6, "Prioritized replay alpha: P(i) ~ p_i ** alpha.")
@@ -55,5 +57,5 @@ class Config(OffPolicyConfig):
                 f"be one of {', '.join(ACTOR_EPSILONS)}")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "Config", "max_grad_norm",
                 self.max_grad_norm, "be > 0 or None")
-        require(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes), "Config",
-                "hidden_sizes", self.hidden_sizes, "be a non-empty tuple of positive ints")
+        require(all(h > 0 for h in self.hidden_sizes), "Config", "hidden_sizes", self.hidden_sizes,
+                "be a tuple of positive ints")

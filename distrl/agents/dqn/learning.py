@@ -16,7 +16,7 @@ from distrl.replay.client import ReplayClient
 from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
-from distrl.utils.tensors import to_tensor
+from distrl.utils.tensors import to_tensor, to_tensors
 
 
 class DQNLearner(TorchLearner):
@@ -65,11 +65,11 @@ class DQNLearner(TorchLearner):
         output = double_q_td_loss(
             self._q_network,
             self._target_network,
-            observation=to_tensor(data.observation, device),
+            observation=to_tensors(data.observation, device),
             action=to_tensor(data.action, device),
             reward=to_tensor(data.reward, device),
             discount=to_tensor(data.discount, device),
-            next_observation=to_tensor(data.next_observation, device),
+            next_observation=to_tensors(data.next_observation, device),
             weights=to_tensor(sample.weights.astype(np.float32, copy=False), device),
             double_q=config.double_q,
             huber_delta=config.huber_delta,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from distrl.utils.tensors import concat_nests, leading_size
 
 
 class TDLossOutput(NamedTuple):
@@ -20,11 +22,11 @@ class TDLossOutput(NamedTuple):
 def double_q_td_loss(
     q_network: nn.Module,
     target_network: nn.Module,
-    observation: torch.Tensor,
+    observation: Any,
     action: torch.Tensor,
     reward: torch.Tensor,
     discount: torch.Tensor,
-    next_observation: torch.Tensor,
+    next_observation: Any,
     weights: torch.Tensor,
     double_q: bool,
     huber_delta: float,
@@ -42,12 +44,15 @@ def double_q_td_loss(
 
     with w the importance weights of prioritized replay (ones for uniform).
     The online network evaluates s and s' in one batched forward pass.
+    ``observation`` and ``next_observation`` are tensors [B, ...] or nests of
+    them (nested observations); ``action`` int [B]; ``reward``, ``discount``
+    and ``weights`` float32 [B].
     """
-    batch_size = observation.shape[0]
+    batch_size = leading_size(observation)
     with torch.no_grad():
         next_q_target = target_network(next_observation)
     if double_q:
-        q_both = q_network(torch.cat([observation, next_observation], dim=0))
+        q_both = q_network(concat_nests([observation, next_observation]))
         q_all, next_q_online = q_both[:batch_size], q_both[batch_size:].detach()
         next_action = next_q_online.argmax(dim=-1, keepdim=True)
     else:

@@ -23,11 +23,13 @@ class DQNNetworks:
 
 
 def make_networks(spec: EnvironmentSpec, config: Config) -> DQNNetworks:
-    """Builds Q(s, .) for a discrete action spec; raises for any other action spec."""
+    """Builds Q(s, .) for a discrete action spec over any observation spec ``make_encoder`` takes;
+    raises ValueError naming the spec for any other action spec."""
     num_actions = getattr(spec.actions, "num_values", None)
     if num_actions is None:
         raise ValueError(
-            f"DQN needs a discrete action spec (dm_env.specs.DiscreteArray), got {spec.actions!r}"
+            f"DQN needs a Discrete action space (dm_env.specs.DiscreteArray), got {spec.actions!r}; "
+            "for Box actions use DDPG or A2C, for MultiDiscrete actions A2C"
         )
     encoder = make_encoder(spec.observations)
     torso = MLP(encoder.output_dim, config.hidden_sizes)

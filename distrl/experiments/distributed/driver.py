@@ -72,13 +72,14 @@ def run_distributed(
     probe = config.environment_factory(derive_seed(config.seed, "eval"))
     spec = make_environment_spec(probe)
     probe.close()
+    config.network_factory(spec)  # An agent that cannot act in this env says so here, before Ray starts.
 
     started_ray = init_ray(dist)
     handles: list = []
     try:
         recorder = RunRecorder(
             config.run_dir, config.env, config.agent, config.seed, dist.mode, config.max_env_steps,
-            {**experiment_record(config), "distributed": dataclasses.asdict(dist)},
+            {**experiment_record(config, spec), "distributed": dataclasses.asdict(dist)},
             config.reward_threshold, config.progress, config.tensorboard,
         )
         try:

@@ -23,6 +23,7 @@ from distrl.envs import (
     reward_threshold,
 )
 from distrl.envs.fakes import ContinuousFake, FakeEnvironment
+from distrl.envs.gym_adapter import UnsupportedSpaceError, space_to_spec
 
 FIRST, MID, LAST = dm_env.StepType.FIRST, dm_env.StepType.MID, dm_env.StepType.LAST
 
@@ -41,8 +42,9 @@ class ScriptedGymEnv(gymnasium.Env):
         truncated: bool = False,
         action_space: gymnasium.Space | None = None,
         observation_fn: Callable[[int], Any] | None = None,
+        observation_space: gymnasium.Space | None = None,
     ):
-        self.observation_space = gymnasium.spaces.Box(-10.0, 10.0, (2,), np.float64)
+        self.observation_space = observation_space or gymnasium.spaces.Box(-10.0, 10.0, (2,), np.float64)
         self.action_space = action_space or gymnasium.spaces.Discrete(3)
         self.length = length
         self.terminated = terminated
@@ -196,13 +198,54 @@ def test_discrete_observation_with_start_is_offset():
 
 @pytest.mark.parametrize(
     "space",
-    [gymnasium.spaces.MultiBinary(3), gymnasium.spaces.MultiDiscrete([2, 3])],
-    ids=["MultiBinary", "MultiDiscrete"],
+    [gymnasium.spaces.Text(5), gymnasium.spaces.Dict({"a": gymnasium.spaces.Discrete(2)}),
+     gymnasium.spaces.Tuple((gymnasium.spaces.Discrete(2),))],
+    ids=["Text", "Dict", "Tuple"],
 )
-def test_unsupported_space_raises_naming_it(space):
+def test_unsupported_action_space_raises_naming_it(space):
     gym_env = ScriptedGymEnv(action_space=space)
-    with pytest.raises(NotImplementedError, match=type(space).__name__):
+    with pytest.raises(UnsupportedSpaceError, match=type(space).__name__):
         GymnasiumToDmEnv(gym_env, seed=0)
+
+
+def test_multidiscrete_multibinary_dict_and_tuple_spaces_become_specs_and_nests():
+    spaces = gymnasium.spaces
+    space = spaces.Dict({
+        "position": spaces.Box(-1.0, 1.0, (2,), np.float64),
+        "cells": spaces.MultiDiscrete([3, 4], start=[1, 0]),
+        "flags": spaces.MultiBinary(3),
+        "pair": spaces.Tuple((spaces.Discrete(5, start=2), spaces.Box(0, 255, (2, 2), np.uint8))),
+    })
+    spec = space_to_spec(space, "observation")
+    assert set(spec) == {"position", "cells", "flags", "pair"}
+    assert spec["position"].dtype == np.float32
+    assert (spec["cells"].dtype, spec["cells"].minimum.tolist(), spec["cells"].maximum.tolist()) == (
+        np.int64, [0, 0], [2, 3])
+    assert (spec["flags"].dtype, spec["flags"].shape) == (np.int8, (3,))
+    assert spec["pair"][0].num_values == 5 and spec["pair"][1].dtype == np.uint8
+    sample = space.sample()
+    env = GymnasiumToDmEnv(ScriptedGymEnv(observation_space=space), seed=0)
+    converted = env._convert_observation(sample)
+    assert converted["cells"].tolist() == (np.asarray(sample["cells"]) - [1, 0]).tolist()
+    assert int(converted["pair"][0]) == int(sample["pair"][0]) - 2
+    assert converted["position"].dtype == np.float32 and converted["flags"].dtype == np.int8
+
+
+def test_multidiscrete_actions_are_shifted_back_by_start():
+    space = gymnasium.spaces.MultiDiscrete([3, 4], start=[1, 0])
+    env = GymnasiumToDmEnv(ScriptedGymEnv(action_space=space), seed=0)
+    assert env.action_spec().maximum.tolist() == [2, 3]
+    assert env._convert_action(np.array([2, 3])).tolist() == [3, 3]
+    assert space.contains(env._convert_action(np.array([0, 0])))
+
+
+def test_float64_box_actions_clipped_at_the_spec_bounds_stay_in_the_env_space():
+    space = gymnasium.spaces.Box(-0.1, 0.1, (2,), np.float64)
+    env = GymnasiumToDmEnv(ScriptedGymEnv(action_space=space), seed=0)
+    spec = env.action_spec()
+    for bound in (spec.minimum, spec.maximum):
+        assert space.contains(env._convert_action(np.clip(np.full(2, 5.0, np.float32) * np.sign(bound), spec.minimum,
+                                                          spec.maximum)))
 
 
 def test_cartpole_values_match_specs_and_metadata():

@@ -29,6 +29,7 @@ def _write(tmp_path: Path, text: str) -> str:
         ("dqn_gridworld", "dqn", "gridworld:obstacle", 10_000, 5_000, {"n_step": 1}),
         ("ddpg_pendulum", "ddpg", "gym:Pendulum-v1", 25_000, 2_500, {"n_step": 3}),
         ("a2c_cartpole", "a2c", "gym:CartPole-v1", 100_000, 5_000, {"envs_per_actor": 4}),
+        ("dqn_atari", "dqn", "atari:Pong", 10_000_000, 250_000, {"hidden_sizes": (), "samples_per_insert": 8.0}),
     ],
 )
 def test_shipped_config_builds_the_measured_experiment(name, agent, env, max_env_steps, eval_every, agent_fields):
