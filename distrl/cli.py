@@ -1,4 +1,4 @@
-"""The ``distrl`` command line: ``distrl train ...`` and ``distrl bench ...``.
+"""The ``distrl`` command line: ``train``, ``evaluate``, ``plot``, ``config`` and ``bench``.
 
 ``--mode debug`` (the default) runs in one process and never imports ray;
 ``--mode local`` starts a private Ray instance on this machine (never
@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import TYPE_CHECKING, Sequence
+import traceback
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from distrl.agents import AGENTS
 from distrl.experiments.distributed.config import LEARNER_DEVICES
@@ -25,11 +26,45 @@ if TYPE_CHECKING:
 MODES = ("debug", "local", "cluster")
 
 
-def _train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default and keeps the epilog's (the agent fields') line breaks."""
+
+
+def agent_fields_text(agent: str) -> str:
+    """Every field of an agent's config with its type, default and one-line doc (for --help and
+    ``distrl config``), as ``--set KEY=VALUE`` takes them."""
+    import typing
+
+    from distrl.agents import get_agent
+    from distrl.utils.config import field_docs
+
+    config_class = get_agent(agent).Config
+    hints = typing.get_type_hints(config_class)
+    defaults = config_class()
+    lines = [f"{agent} config fields (set with --set KEY=VALUE or agent_config in a --config file):"]
+    for name, text in field_docs(config_class).items():
+        kind = str(hints[name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        lines.append(f"  {name} ({kind}, default {getattr(defaults, name)!r})\n      {text}")
+    return "\n".join(lines)
+
+
+def _config_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "config", help="list an agent's config fields with their defaults and docs",
+        description="List the fields of an agent's config (what --set KEY=VALUE takes), with defaults and docs.",
+    )
+    parser.add_argument("agent", choices=sorted(AGENTS))
+    parser.set_defaults(handler=lambda args: print(agent_fields_text(args.agent)) or 0)
+
+
+def _train_parser(subparsers: argparse._SubParsersAction, agent: str | None = None) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="train an agent",
-        description="Train an agent. Example: distrl train --agent dqn --env gym:CartPole-v1 --mode debug --seed 0",
+        description="Train an agent. Example: distrl train --agent dqn --env gym:CartPole-v1 --mode debug --seed 0. "
+                    "With --agent, --help also lists that agent's config fields.",
+        formatter_class=_HelpFormatter,
+        epilog=agent_fields_text(agent) if agent else "distrl config <agent> lists an agent's config fields.",
     )
     parser.add_argument(
         "--config", default=None, metavar="FILE",
@@ -73,6 +108,9 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                         help="override an agent config field (repeatable), e.g. --set learning_rate=1e-3")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads in this process")
     parser.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
+    parser.add_argument("--wandb-project", default=None, metavar="PROJECT",
+                        help="also log to Weights & Biases under PROJECT (needs the wandb extra; "
+                             "WANDB_MODE=offline keeps the run on disk)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train)
     return parser
@@ -125,19 +163,22 @@ def build_experiment_config(args: argparse.Namespace) -> ExperimentConfig:
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         eval_max_episode_steps=args.eval_max_episode_steps, reward_threshold=args.reward_threshold,
         run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
+        wandb_project=args.wandb_project,
         torch_threads=args.torch_threads,
     )
 
 
 def _train(args: argparse.Namespace) -> int:
+    """``distrl train``: 0 when the run completed, 2 for a configuration error (before anything
+    runs), 1 when a run that started failed (its summary.json says why), 130 on Ctrl-C."""
+    from distrl.errors import TrainingError
     from distrl.experiments import run_local
 
     try:
         _check_mode_flags(args)
         config = build_experiment_config(args)
         if args.mode == "debug":
-            run_local(config)
-            return 0
+            return _report_training(lambda: run_local(config))
         from distrl.experiments.distributed import DistributedConfig, run_distributed
 
         dist = DistributedConfig(
@@ -145,35 +186,59 @@ def _train(args: argparse.Namespace) -> int:
             time_budget_s=args.time_budget_s, num_cpus=args.num_cpus,
             address=(args.address or "auto") if args.mode == "cluster" else None,
         )
+        return _report_training(lambda: run_distributed(config, dist))
+    except TrainingError:
+        raise
+    except ConnectionError as error:
+        print(f"distrl: cannot reach the Ray cluster at {args.address or 'auto'}: {error}", file=sys.stderr)
+        return 1
     except ValueError as error:
         source = f" (options from --config {args.config} where no flag sets them)" if args.config else ""
         print(f"distrl: configuration error: {error}{source}", file=sys.stderr)
         return 2
+
+
+def _report_training(run: Callable[[], object]) -> int:
+    """Runs a training; a ``TrainingError`` is printed with the traceback of its cause, exit 1."""
+    from distrl.errors import TrainingError
+
     try:
-        run_distributed(config, dist)
-    except ConnectionError as error:
-        print(f"distrl: cannot reach the Ray cluster at {dist.address}: {error}", file=sys.stderr)
+        run()
+    except TrainingError as error:
+        cause = error.__cause__ if error.__cause__ is not None else error
+        traceback.print_exception(cause, file=sys.stderr)
+        print(f"distrl: {error} (run directory: {error.run_dir})", file=sys.stderr)
         return 1
     return 0
 
 
 def _bench_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="run a benchmark (same as python -m distrl.bench)", add_help=False)
-    parser.add_argument("bench_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(handler=_bench)
+    # Listed for the top-level help only: main() hands ``distrl bench ...`` to distrl.bench as it is.
+    subparsers.add_parser("bench", help="run a benchmark (distrl bench --help lists them)", add_help=False)
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from distrl.bench import main as bench_main
+def _requested_agent(argv: Sequence[str]) -> str | None:
+    """The ``--agent`` of a ``train --help`` command line, so the help can list its config fields."""
+    if "-h" not in argv and "--help" not in argv:
+        return None
+    for index, item in enumerate(argv):
+        if item == "--agent" and index + 1 < len(argv) and argv[index + 1] in AGENTS:
+            return argv[index + 1]
+        if item.startswith("--agent=") and item.split("=", 1)[1] in AGENTS:
+            return item.split("=", 1)[1]
+    return None
 
-    return bench_main(args.bench_args)
 
-
-def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def _build_parsers(argv: Sequence[str] = ()) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The ``distrl`` parser and its ``train`` subparser (which a config file fills defaults into)."""
+    from distrl import evaluate, plot
+
     parser = argparse.ArgumentParser(prog="distrl", description="Acme-style distributed RL on PyTorch and Ray.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    train_parser = _train_parser(subparsers)
+    train_parser = _train_parser(subparsers, _requested_agent(argv))
+    evaluate.add_parser(subparsers)
+    plot.add_parser(subparsers)
+    _config_parser(subparsers)
     _bench_parser(subparsers)
     return parser, train_parser
 
@@ -191,7 +256,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     the ``--set`` overrides, so those win too. Raises ``ConfigError`` for a bad
     file; exits 2 (argparse's usage error) when no agent or env is given.
     """
-    parser, train_parser = _build_parsers()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, train_parser = _build_parsers(argv)
     args = parser.parse_args(argv)
     if args.command != "train":
         return args
@@ -214,6 +280,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a ``distrl`` command line; returns the exit code (0 ok, 1 runtime failure,
     2 configuration error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from distrl.bench import main as bench_main
+
+        return bench_main(argv[1:])
     try:
         args = parse_args(argv)
     except ConfigError as error:

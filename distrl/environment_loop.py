@@ -33,6 +33,23 @@ from distrl.utils.loggers import Logger, NullLogger
 EpisodeCallback = Callable[[Mapping[str, float]], None]
 
 
+def _env_name(environment: dm_env.Environment) -> str:
+    """The registry's name for ``environment`` (``ValidatingWrapper.registry_name``), else its own
+    ``name``, else its class name."""
+    for attribute in ("registry_name", "name"):
+        name = getattr(environment, attribute, None)
+        if isinstance(name, str):
+            return repr(name)
+    return type(environment).__name__
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """Says where an environment's exception came from (``BaseException.add_note``, Python 3.11+);
+    the traceback still leads into the environment's own code."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+
+
 class EnvironmentLoop(Worker):
     """Steps ``environment`` with ``actor``; reports return, length and steps per second.
 
@@ -97,7 +114,12 @@ class EnvironmentLoop(Worker):
             if should_stop is not None and should_stop():
                 break
             action = actor.select_action(timestep.observation)
-            timestep = environment.step(action)
+            try:
+                timestep = environment.step(action)
+            except Exception as error:
+                _add_note(error, f"raised by step {episode_length + 1} of an episode of {_env_name(environment)} "
+                                 f"(env step {self.total_steps + 1} of this loop)")
+                raise
             actor.observe(action, timestep)
             if should_update:
                 actor.update()
@@ -235,7 +257,12 @@ class VectorEnvironmentLoop(Worker):
             finished = []
             for index, environment in enumerate(environments):
                 action = index_nest(actions, index)
-                timestep = environment.step(action)
+                try:
+                    timestep = environment.step(action)
+                except Exception as error:
+                    _add_note(error, f"raised by step {lengths[index] + 1} of an episode of environment {index} "
+                                     f"({_env_name(environment)}) of a vector loop")
+                    raise
                 actor.observe(index, action, timestep)
                 returns[index] += float(timestep.reward)
                 lengths[index] += 1

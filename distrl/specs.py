@@ -50,11 +50,14 @@ def narrow_bounds(low: Any, high: Any, dtype: Any = np.float32) -> tuple[np.ndar
     bounds beyond the narrow range become its largest finite value.
 
     Returns ``(low, high)`` arrays of ``dtype`` with the inputs' shapes; raises
-    ValueError when no value of ``dtype`` lies between some pair of bounds.
+    ValueError for NaN bounds and when no value of ``dtype`` lies between some
+    pair of bounds.
     """
     dtype = np.dtype(dtype)
     low64 = np.asarray(low, dtype=np.float64)
     high64 = np.asarray(high, dtype=np.float64)
+    if np.isnan(low64).any() or np.isnan(high64).any():
+        raise ValueError(f"bounds [{low64}, {high64}] contain NaN")
     with np.errstate(over="ignore"):  # Out-of-range finite bounds overflow to +-inf first.
         narrow_low = low64.astype(dtype)
         narrow_high = high64.astype(dtype)

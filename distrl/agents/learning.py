@@ -69,6 +69,7 @@ class TorchLearner(Learner):
         self._logger = logger if logger is not None else NullLogger()
         self._device = device
         self._steps = 0
+        self._updates_since_log = 0
         self._metric_sums = torch.zeros(len(self._metric_names), device=device)
         self._last_log_time = time.perf_counter()
         self._snapshots = ParameterSnapshots(published, type(self).__name__)
@@ -100,6 +101,7 @@ class TorchLearner(Learner):
         """
         metrics = self._update()
         self._steps += 1
+        self._updates_since_log += 1
         self._metric_sums += torch.stack([metrics[name] for name in self._metric_names]).detach()
         if self._steps % self._log_every == 0:
             return self._log()
@@ -107,13 +109,14 @@ class TorchLearner(Learner):
 
     def _log(self) -> dict[str, float]:
         now = time.perf_counter()
-        n = self._log_every
+        n = self._updates_since_log
         means = (self._metric_sums / n).tolist()
         metrics = dict(zip(self._metric_names, means))
         metrics.update(self._log_extras())
         metrics["charts/learner_steps"] = float(self._steps)
         metrics["charts/updates_per_s"] = n / max(now - self._last_log_time, 1e-9)
         self._metric_sums.zero_()
+        self._updates_since_log = 0
         self._last_log_time = now
         counts = self._counter.increment(learner_steps=n)
         self._logger.write(metrics, env_steps=int(counts.get("env_steps", 0)))
@@ -137,4 +140,7 @@ class TorchLearner(Learner):
             obj.load_state_dict(state[name])
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
+        self._metric_sums.zero_()
+        self._updates_since_log = 0
+        self._last_log_time = time.perf_counter()
         self._snapshots.invalidate()

@@ -151,6 +151,7 @@ class AtariEnvironment(dm_env.Environment):
         noop_max: int = 30,
         frame_stack: int = 4,
         max_num_frames_per_episode: int = MAX_FRAMES_PER_EPISODE,
+        render_mode: str | None = None,
     ):
         if noop_max < 0:
             raise ValueError(f"noop_max must be >= 0, got {noop_max}")
@@ -166,6 +167,7 @@ class AtariEnvironment(dm_env.Environment):
             repeat_action_probability=self._repeat_action_probability,
             full_action_space=full_action_space,
             max_num_frames_per_episode=max_num_frames_per_episode,
+            render_mode=render_mode,
         )
         try:
             env = gymnasium.wrappers.AtariPreprocessing(
@@ -207,6 +209,10 @@ class AtariEnvironment(dm_env.Environment):
     def reward_threshold(self) -> None:
         """None: Atari games have no solved-at return."""
         return None
+
+    def render(self) -> Any:
+        """The emulator's current screen, uint8 [210, 160, 3], when made with ``render_mode='rgb_array'``."""
+        return self._gym_env.render()
 
     @property
     def max_episode_steps(self) -> int:

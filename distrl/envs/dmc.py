@@ -195,6 +195,10 @@ class DmControlEnvironment(dm_env.Environment):
             return None
         return int(math.ceil(limit / self._action_repeat))
 
+    def render(self, height: int = 240, width: int = 320, camera_id: int = 0) -> np.ndarray:
+        """The scene from camera ``camera_id`` as uint8 [height, width, 3] (MuJoCo's renderer)."""
+        return self._env.physics.render(height, width, camera_id=camera_id)
+
     @property
     def physics(self) -> Any:
         """The task's ``dm_control`` physics (for rendering or inspection)."""

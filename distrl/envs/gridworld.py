@@ -129,6 +129,16 @@ class GridWorld(dm_env.Environment):
 
     reward_threshold = None
 
+    def render(self, cell_pixels: int = 16) -> np.ndarray:
+        """The grid as uint8 RGB [rows * cell_pixels, columns * cell_pixels, 3]: walls dark grey,
+        free cells white, the goal green and the agent blue (drawn last)."""
+        height, width = self._walls.shape
+        image = np.full((height, width, 3), 255, dtype=np.uint8)
+        image[self._walls] = (64, 64, 64)
+        image[self._goal_state] = (40, 180, 60)
+        image[self._state] = (40, 90, 220)
+        return np.repeat(np.repeat(image, cell_pixels, axis=0), cell_pixels, axis=1)
+
     @property
     def max_episode_steps(self) -> int | None:
         """The truncation limit (``max_episode_len``), None when episodes are unlimited."""

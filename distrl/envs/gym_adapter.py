@@ -71,7 +71,10 @@ def space_to_spec(space: gymnasium.Space, name: str) -> SpecNest:
     if isinstance(space, spaces.Box):
         dtype = _spec_dtype(space.dtype)
         if np.issubdtype(dtype, np.floating):
-            low, high = narrow_bounds(space.low, space.high, dtype)
+            try:
+                low, high = narrow_bounds(space.low, space.high, dtype)
+            except ValueError as error:
+                raise UnsupportedSpaceError(f"gymnasium space {space!r} for {name!r}: {error}") from error
         else:
             low, high = space.low.astype(dtype), space.high.astype(dtype)
         return specs.BoundedArray(shape=space.shape, dtype=dtype, minimum=low, maximum=high, name=name)
@@ -185,6 +188,11 @@ class GymnasiumToDmEnv(dm_env.Environment):
         """The gymnasium id (e.g. ``CartPole-v1``), or the class name without a spec."""
         spec = self._gym_env.spec
         return spec.id if spec is not None else type(self._gym_env.unwrapped).__name__
+
+    def render(self) -> Any:
+        """gymnasium's ``render()``: an RGB frame (uint8 [H, W, 3]) for an env made with
+        ``render_mode='rgb_array'``, a window for ``'human'``, None without a render mode."""
+        return self._gym_env.render()
 
     @property
     def max_episode_steps(self) -> int | None:

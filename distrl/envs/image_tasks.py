@@ -31,10 +31,13 @@ class ImageSideTask(dm_env.Environment):
       channels_last: observations are (size, size, channels) when True,
         (channels, size, size) when False.
       episode_length: steps per episode (>= 1).
+      continuous: actions are one float in [-1, 1] (its sign says the side:
+        negative left, positive right) instead of 0 / 1.
     """
 
     def __init__(
-        self, seed: int, size: int = 10, channels: int = 3, channels_last: bool = False, episode_length: int = 10
+        self, seed: int, size: int = 10, channels: int = 3, channels_last: bool = False, episode_length: int = 10,
+        continuous: bool = False,
     ) -> None:
         if size < 4 or channels < 1 or episode_length < 1:
             raise ValueError(f"need size >= 4, channels >= 1, episode_length >= 1; got {size}, {channels}, "
@@ -43,6 +46,7 @@ class ImageSideTask(dm_env.Environment):
         self._size, self._channels = size, channels
         self._channels_last = channels_last
         self._episode_length = episode_length
+        self._continuous = continuous
         self._step = 0
         self._side = 0
         self._reset_next_step = True
@@ -75,7 +79,8 @@ class ImageSideTask(dm_env.Environment):
     def step(self, action) -> dm_env.TimeStep:
         if self._reset_next_step:
             return self.reset()
-        reward = np.float32(1.0 if int(action) == self._side else 0.0)
+        chosen = int(float(np.asarray(action).reshape(-1)[0]) > 0) if self._continuous else int(action)
+        reward = np.float32(1.0 if chosen == self._side else 0.0)
         self._step += 1
         observation = self._observation()
         if self._step >= self._episode_length:
@@ -88,7 +93,9 @@ class ImageSideTask(dm_env.Environment):
             self._channels, self._size, self._size)
         return specs.BoundedArray(shape, np.uint8, 0, 255, name="observation")
 
-    def action_spec(self) -> specs.DiscreteArray:
+    def action_spec(self) -> specs.Array:
+        if self._continuous:
+            return specs.BoundedArray((1,), np.float32, -1.0, 1.0, name="action")
         return specs.DiscreteArray(2, dtype=np.int64, name="action")
 
     def reward_spec(self) -> specs.Array:
@@ -106,6 +113,11 @@ def channels_first(seed: int) -> ImageSideTask:
 def channels_last(seed: int) -> ImageSideTask:
     """10x10 RGB frames as (10, 10, 3): the compact CNN, permuted on the device."""
     return ImageSideTask(seed, channels_last=True)
+
+
+def channels_first_continuous(seed: int) -> ImageSideTask:
+    """``channels_first`` with a float action in [-1, 1] (for DDPG and Gaussian A2C)."""
+    return ImageSideTask(seed, channels_last=False, continuous=True)
 
 
 def channels_first_large(seed: int) -> ImageSideTask:

@@ -84,17 +84,25 @@ def _name_error(name: str, problem: str) -> ValueError:
     return ValueError(f"environment name {name!r}: {problem}. Accepted forms:\n  {forms}")
 
 
-def make_environment(name: str, seed: int, validate: bool = True) -> dm_env.Environment:
-    """Builds the environment called ``name`` (see the module docstring), seeded with ``seed``."""
+def make_environment(
+    name: str, seed: int, validate: bool = True, render_mode: str | None = None
+) -> dm_env.Environment:
+    """Builds the environment called ``name`` (see the module docstring), seeded with ``seed``.
+
+    ``render_mode`` (``rgb_array`` or ``human``) is passed to gymnasium and
+    ALE environments, which render only when made with one; GridWorld and
+    dm_control tasks render ``rgb_array`` frames whatever it is
+    (``environment.render()``).
+    """
     prefix, separator, rest = name.partition(":")
     if not separator or not prefix or not rest:
         raise _name_error(name, "expected '<kind>:<what>'")
     if prefix == "gym":
-        environment = _make_gym(name, rest, seed)
+        environment = _make_gym(name, rest, seed, render_mode)
     elif prefix == "gridworld":
         environment = _make_gridworld(name, rest, seed)
     elif prefix == "atari":
-        environment = _make_atari(name, rest, seed)
+        environment = _make_atari(name, rest, seed, render_mode)
     elif prefix == "dmc":
         environment = _make_dmc(name, rest, seed)
     else:
@@ -102,11 +110,11 @@ def make_environment(name: str, seed: int, validate: bool = True) -> dm_env.Envi
     return ValidatingWrapper(environment, name) if validate else environment
 
 
-def _make_gym(name: str, env_id: str, seed: int) -> GymnasiumToDmEnv:
+def _make_gym(name: str, env_id: str, seed: int, render_mode: str | None = None) -> GymnasiumToDmEnv:
     if env_id.startswith("ALE/"):
         import_ale(name)  # Registers the ALE namespace with gymnasium.
     try:
-        gym_env = gymnasium.make(env_id)
+        gym_env = gymnasium.make(env_id, render_mode=render_mode) if render_mode else gymnasium.make(env_id)
     except (gymnasium.error.Error, ModuleNotFoundError) as error:
         missing = isinstance(error, (gymnasium.error.DependencyNotInstalled, ModuleNotFoundError))
         if missing and _is_mujoco(env_id):
@@ -217,13 +225,13 @@ def _parse_options(
     return options
 
 
-def _make_atari(name: str, spec: str, seed: int) -> AtariEnvironment:
+def _make_atari(name: str, spec: str, seed: int, render_mode: str | None = None) -> AtariEnvironment:
     game, _, query = spec.partition("?")
     if not game:
         raise _name_error(name, "expected 'atari:<Game>'")
     options = _parse_options(name, query, "atari", ATARI_OPTIONS)
     try:
-        return AtariEnvironment(game, seed, **options)
+        return AtariEnvironment(game, seed, render_mode=render_mode, **options)
     except gymnasium.error.Error as error:
         raise _name_error(name, f"gymnasium cannot make 'ALE/{game}-v5' ({error})") from error
 

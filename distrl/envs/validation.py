@@ -13,8 +13,10 @@ every element finite) before falling back to an elementwise test. On
 CartPole-sized arrays a full step check costs a few microseconds.
 
 What is checked:
-  * observations: exact shape and dtype; floats must be finite. Bounds are
-    not checked (many gymnasium envs step outside their declared bounds).
+  * observations: exact shape and dtype; floats must be finite. Float
+    bounds are not checked (many gymnasium envs step outside their declared
+    bounds); integer ones are (``DiscreteArray``, MultiDiscrete
+    ``BoundedArray``), since one-hot encoders rely on them.
   * rewards and discounts (on MID and LAST steps): exact shape and dtype,
     finite; discounts within the bounds of a ``BoundedArray`` discount spec.
   * actions (not on the step that starts a new episode, whose action is
@@ -177,13 +179,21 @@ def _leaf_check(
     return check
 
 
+def _bounds_checked(spec: specs.Array, check_bounds: bool | str) -> bool:
+    """``check_bounds`` for one leaf: True/False as given; ``"integer"`` for integer leaves only."""
+    if check_bounds == "integer":
+        return np.issubdtype(np.dtype(spec.dtype), np.integer)
+    return bool(check_bounds)
+
+
 def make_check(
-    spec: Nest, env_name: str, field: str, exact_dtype: bool = True, check_bounds: bool = False
+    spec: Nest, env_name: str, field: str, exact_dtype: bool = True, check_bounds: bool | str = False
 ) -> Check:
     """Returns a checker for a (possibly nested) spec; a single array spec is
-    checked directly, without flattening."""
+    checked directly, without flattening. ``check_bounds`` is True, False, or
+    ``"integer"`` (the bounds of integer leaves only)."""
     if isinstance(spec, specs.Array):
-        return _leaf_check(spec, env_name, field, exact_dtype, check_bounds)
+        return _leaf_check(spec, env_name, field, exact_dtype, _bounds_checked(spec, check_bounds))
     paths_and_specs = tree.flatten_with_path(spec)
     leaf_checks = [
         _leaf_check(
@@ -191,7 +201,7 @@ def make_check(
             env_name,
             field + "".join(f"[{p!r}]" for p in path),
             exact_dtype,
-            check_bounds,
+            _bounds_checked(leaf, check_bounds),
         )
         for path, leaf in paths_and_specs
     ]
@@ -221,7 +231,10 @@ class ValidatingWrapper(EnvironmentWrapper):
     def __init__(self, environment: dm_env.Environment, name: str):
         super().__init__(environment)
         self._name = name
-        self._check_observation = make_check(environment.observation_spec(), name, "observation")
+        # Float observation bounds are not checked (many gymnasium envs step outside them); integer
+        # ones are: one-hot encoders rely on them (Discrete, MultiDiscrete observations).
+        self._check_observation = make_check(environment.observation_spec(), name, "observation",
+                                             check_bounds="integer")
         self._check_reward = make_check(environment.reward_spec(), name, "reward")
         self._check_discount = make_check(
             environment.discount_spec(), name, "discount", check_bounds=True
@@ -230,6 +243,11 @@ class ValidatingWrapper(EnvironmentWrapper):
             environment.action_spec(), name, "action", exact_dtype=False, check_bounds=True
         )
         self._new_episode_next = True
+
+    @property
+    def registry_name(self) -> str:
+        """The name the environment was made by (e.g. ``gym:CartPole-v1``), used in error messages."""
+        return self._name
 
     def _fail(self, problem: str) -> None:
         raise EnvironmentValidationError(f"environment {self._name!r}: {problem}")

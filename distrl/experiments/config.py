@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import dm_env
 
 from distrl.agents.builder import Builder
 from distrl.specs import EnvironmentSpec
-from distrl.utils.config import to_dict
+from distrl.utils.config import ConfigError, to_dict
 
 
 @dataclasses.dataclass
@@ -20,7 +20,12 @@ class ExperimentConfig:
     ``network_factory(spec)`` returns the agent's networks (a new,
     independently initialised set per call). ``eval_max_episode_steps``
     caps evaluation episodes (None: the environment's own time limit, else
-    ``evaluation.DEFAULT_EVAL_MAX_EPISODE_STEPS``).
+    ``evaluation.DEFAULT_EVAL_MAX_EPISODE_STEPS``). ``on_evaluation`` is
+    called after every evaluation with its record (``env_steps``,
+    ``return_mean``, ...; see ``evaluation.evaluate_and_keep_best``) and ends
+    the run when it returns True (e.g. a Ray Tune trial stopped by ASHA).
+    ``wandb_project`` also sends the metrics to Weights & Biases (the
+    ``wandb`` extra; ``WANDB_MODE=offline`` keeps them on disk).
     """
 
     agent: str
@@ -37,8 +42,10 @@ class ExperimentConfig:
     run_dir: str = "runs"
     progress: bool = True
     tensorboard: bool = False
+    wandb_project: str | None = None
     torch_threads: int = 1
     agent_config: Any = None
+    on_evaluation: Callable[[Mapping[str, Any]], bool | None] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_env_steps", "eval_every", "eval_episodes", "torch_threads"):
@@ -52,6 +59,15 @@ class ExperimentConfig:
             raise ValueError(f"ExperimentConfig.seed must be a non-negative integer, got {self.seed!r}")
 
 
+def build_networks(config: ExperimentConfig, spec: EnvironmentSpec) -> Any:
+    """``config.network_factory(spec)``, with a ``ValueError`` (an observation or action spec the
+    agent's networks cannot take) re-raised as a ``ConfigError`` naming the agent and the env."""
+    try:
+        return config.network_factory(spec)
+    except ValueError as error:
+        raise ConfigError(f"agent {config.agent!r} cannot run on environment {config.env!r}: {error}") from error
+
+
 def experiment_record(config: ExperimentConfig, spec: EnvironmentSpec | None = None) -> dict[str, Any]:
     """The JSON-friendly parts of ``config`` (all but the builder and the
     factories), with the agent config as a dict: what ``config.json`` holds.
@@ -63,7 +79,7 @@ def experiment_record(config: ExperimentConfig, spec: EnvironmentSpec | None = N
     record: dict[str, Any] = {
         field.name: getattr(config, field.name)
         for field in dataclasses.fields(config)
-        if field.name not in ("builder", "network_factory", "environment_factory", "agent_config")
+        if field.name not in ("builder", "network_factory", "environment_factory", "agent_config", "on_evaluation")
     }
     if config.agent_config is not None:
         record["agent_config"] = to_dict(config.agent_config)

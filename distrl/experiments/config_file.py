@@ -11,7 +11,11 @@ their argparse dest (``max_env_steps`` for ``--max-env-steps``); the agent's
       n_step: 1
 
 The file supplies defaults: flags on the command line win, and ``--set``
-overrides apply after ``agent_config``. Its values pass the same checks as
+overrides apply after ``agent_config``. A run's own ``config.json`` is such
+a file too (``distrl train --config RUN_DIR/config.json`` runs it again):
+its record-only keys are read back as the options that produced them
+(``progress`` as ``no_progress``, the ``distributed`` block as the mode and
+the distributed flags) or skipped (``observation_encoder``). Its values pass the same checks as
 the command line (argparse's own types and choices for options;
 ``apply_overrides`` and the agent Config's checks for ``agent_config``), so
 a typo fails before anything is built, with the file, key and value named.
@@ -31,6 +35,26 @@ AGENT_CONFIG_KEY = "agent_config"
 
 # --config does not nest, and --set has agent_config as its file form.
 _OPTIONS_NOT_IN_FILES = frozenset({"help", "config", "overrides"})
+
+#: Keys a run's config.json records that are not options: what the runtime chose, not what was asked.
+_RECORD_ONLY_KEYS = frozenset({"observation_encoder"})
+
+#: ``DistributedConfig`` fields of a config.json's ``distributed`` block that ``distrl train`` has flags for.
+_DISTRIBUTED_OPTIONS = ("num_actors", "learner_device", "time_budget_s", "num_cpus", "address")
+
+
+def _from_run_record(content: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``config.json`` record as config-file keys (a config file passes through unchanged)."""
+    content = {key: value for key, value in content.items() if key not in _RECORD_ONLY_KEYS}
+    if "progress" in content:
+        content["no_progress"] = not content.pop("progress")
+    distributed = content.pop("distributed", None)
+    if isinstance(distributed, Mapping):
+        content.setdefault("mode", "local" if distributed.get("address") is None else "cluster")
+        for name in _DISTRIBUTED_OPTIONS:
+            if distributed.get(name) is not None and not (name == "learner_device" and distributed[name] == "auto"):
+                content.setdefault(name, distributed[name])
+    return content
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +92,7 @@ def load_config_file(path: str, actions: Iterable[argparse.Action]) -> ConfigFil
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option names to values, got {content!r}")
 
+    content = _from_run_record(content)
     by_dest = {action.dest: action for action in actions if action.dest not in _OPTIONS_NOT_IN_FILES}
     options: dict[str, Any] = {}
     agent_config: dict[str, str] = {}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
 import dm_env
 import numpy as np
@@ -45,7 +46,8 @@ def episode_step_cap(environment: dm_env.Environment, configured: int | None) ->
 
 
 def evaluate(
-    environment: dm_env.Environment, actor: Actor, num_episodes: int, max_episode_steps: int | None = None
+    environment: dm_env.Environment, actor: Actor, num_episodes: int, max_episode_steps: int | None = None,
+    deadline: float | None = None,
 ) -> EvaluationResult:
     """Runs ``num_episodes`` episodes with ``actor`` through an ``EnvironmentLoop`` that never
     calls ``actor.update`` (the weights stay those loaded before).
@@ -53,11 +55,19 @@ def evaluate(
     Each episode stops at its end or after ``episode_step_cap(environment,
     max_episode_steps)`` steps, so a greedy policy that never reaches an end
     (a wall it walks into forever) cannot hang the run; such episodes count
-    with the return they had and are marked in ``cut``.
+    with the return they had and are marked in ``cut``. With a ``deadline``
+    (``time.monotonic()`` seconds) the episode running then is cut too and no
+    further episode starts, so fewer than ``num_episodes`` may be returned
+    (never none: the first episode always starts).
     """
     cap = episode_step_cap(environment, max_episode_steps)
-    loop = EnvironmentLoop(environment, actor, should_update=False)
-    results = [loop.run_episode(max_steps=cap) for _ in range(num_episodes)]
+    should_stop = None if deadline is None else (lambda: time.monotonic() > deadline)
+    loop = EnvironmentLoop(environment, actor, should_update=False, should_stop=should_stop)
+    results = []
+    for _ in range(num_episodes):
+        if results and should_stop is not None and should_stop():
+            break
+        results.append(loop.run_episode(max_steps=cap))
     returns = np.array([r["episode_return"] for r in results], dtype=np.float64)
     lengths = np.array([r["episode_length"] for r in results], dtype=np.int64)
     cut = np.array([not r["completed"] for r in results], dtype=bool)
@@ -99,32 +109,52 @@ def save_policy(path: str | os.PathLike, variables: Versioned[Mapping[str, Any]]
     save_checkpoint(path, {"version": int(variables.version), "variables": tensors, **info})
 
 
+class EvaluationRecorder(Protocol):
+    """What ``evaluate_and_keep_best`` needs of a run's recorder (``RunRecorder``)."""
+
+    run_dir: Path
+    eval_history: list[dict[str, Any]]
+
+    def record_evaluation(self, result: EvaluationResult, env_steps: int, learner_steps: int) -> bool:
+        """Logs ``result``; True when it is the best evaluation so far."""
+
+
 def evaluate_and_keep_best(
     config: ExperimentConfig,
     actor: Actor,
     source: RecordingVariableSource,
-    record: Callable[[EvaluationResult], bool],
-    run_dir: str | os.PathLike,
+    recorder: EvaluationRecorder,
     env_steps: int,
-) -> EvaluationResult:
-    """One evaluation round, the same in every mode: the actor loads the
-    latest weights, plays ``config.eval_episodes`` greedy episodes in a fresh,
-    identically seeded environment (so every round starts from the same
-    states and rounds compare like with like), ``record`` logs the result and
-    says whether it is the best so far, and then the weights just evaluated
-    are written to ``run_dir/best_policy.pt``.
+    learner_steps: int,
+    deadline: float | None = None,
+) -> bool:
+    """One evaluation round, the same in every mode; returns True when ``config.on_evaluation``
+    asks the run to stop. ``deadline`` bounds it in time (``evaluate``).
+
+    The actor loads the latest weights and plays ``config.eval_episodes``
+    greedy episodes in a fresh, identically seeded environment (so every round
+    starts from the same states and rounds compare like with like); the
+    recorder logs the result, and when it is the best so far the weights just
+    evaluated are written to ``run_dir/best_policy.pt``. Then
+    ``config.on_evaluation`` (when set) gets the evaluation's record (the
+    dict appended to the summary's ``evaluations``: ``env_steps``,
+    ``learner_steps``, ``wall_clock_s``, ``return_mean``, ...); a True
+    answer ends the run as the budget would (a Ray Tune trial that ASHA
+    stops, for example).
 
     ``actor`` must pull its weights through ``source``.
     """
     actor.update(wait=True)
     environment = config.environment_factory(derive_seed(config.seed, "eval"))
     try:
-        result = evaluate(environment, actor, config.eval_episodes, config.eval_max_episode_steps)
+        result = evaluate(environment, actor, config.eval_episodes, config.eval_max_episode_steps, deadline)
     finally:
         environment.close()
-    if record(result) and source.latest is not None:
+    if recorder.record_evaluation(result, env_steps, learner_steps) and source.latest is not None:
         save_policy(
-            Path(run_dir) / BEST_POLICY_FILE, source.latest, agent=config.agent, env=config.env,
+            Path(recorder.run_dir) / BEST_POLICY_FILE, source.latest, agent=config.agent, env=config.env,
             env_steps=int(env_steps), eval_return_mean=float(np.mean(result.returns)),
         )
-    return result
+    if config.on_evaluation is None:
+        return False
+    return bool(config.on_evaluation(dict(recorder.eval_history[-1])))

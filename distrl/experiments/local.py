@@ -24,11 +24,12 @@ import torch
 
 from distrl.core import Actor, BatchedActor, Learner
 from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
-from distrl.experiments.config import ExperimentConfig, experiment_record
+from distrl.experiments.config import ExperimentConfig, build_networks, experiment_record
 from distrl.experiments.evaluation import RecordingVariableSource, evaluate_and_keep_best
 from distrl.experiments.reporting import RunRecorder
 from distrl.replay.client import LocalReplayClient, ReplayClient
-from distrl.specs import make_environment_spec
+from distrl.errors import TrainingError
+from distrl.specs import EnvironmentSpec, make_environment_spec
 from distrl.types import SampleBatch
 from distrl.utils.checkpointing import save_checkpoint
 from distrl.utils.counting import Counter
@@ -93,79 +94,123 @@ _VECTOR_CHUNK_STEPS = 1_000
 
 
 def run_local(config: ExperimentConfig) -> dict[str, Any]:
-    """Runs ``config`` to its env-step budget in this process and returns the summary."""
+    """Runs ``config`` to its env-step budget in this process and returns the summary.
+
+    Errors before the run starts (an environment that cannot be built, an
+    agent that cannot act in its spaces) propagate as they are, most of them
+    ``ValueError``s. Once the run directory exists, a failure writes
+    ``summary.json`` with status ``failed`` (or ``interrupted`` for Ctrl-C,
+    which is re-raised) and raises ``TrainingError`` from the original error.
+    """
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
-    builder = config.builder
-    num_envs = builder.envs_per_actor
+    num_envs = config.builder.envs_per_actor
     environments = [config.environment_factory(derive_seed(config.seed, "env", i)) for i in range(num_envs)]
     spec = make_environment_spec(environments[0])
-
-    networks = config.network_factory(spec)
-    actor_networks = copy.deepcopy(networks)
-    eval_networks = copy.deepcopy(networks)
-
+    networks = build_networks(config, spec)
     recorder = RunRecorder(
         config.run_dir, config.env, config.agent, config.seed, "debug", config.max_env_steps,
         experiment_record(config, spec), config.reward_threshold, config.progress, config.tensorboard,
+        config.wandb_project,
     )
-    counter = Counter()
-    table = builder.make_replay_tables(spec, seed=derive_seed(config.seed, "replay"))[0]
-    client = LocalReplayClient(table)
-    learner = builder.make_learner(
-        networks, SampleIterator(client, builder.batch_size), client, counter, recorder.logger,
-        torch.device("cpu"),
-    )
-    policy = builder.make_policy(
-        actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0),
-        exploration=builder.actor_exploration(0, 1),
-    )
-    eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
-    eval_source = RecordingVariableSource(learner)
-    eval_actor = builder.make_actor(eval_policy, eval_networks, eval_source, None)
+    run = _LocalRun(config, spec, environments, networks, recorder)
+    try:
+        return run.train()
+    except BaseException as error:
+        recorder.fail(run.env_steps, run.learner_steps, error)
+        if isinstance(error, Exception):
+            raise TrainingError(
+                f"training failed at env step {run.env_steps}: {type(error).__name__}: {error}",
+                run.env_steps, recorder.run_dir,
+            ) from error
+        raise
 
-    def on_episode_end(result: dict[str, float]) -> None:
+
+class _LocalRun:
+    """The parts of one single-process run, and its loop (``train``)."""
+
+    def __init__(
+        self, config: ExperimentConfig, spec: EnvironmentSpec, environments: list, networks: Any,
+        recorder: RunRecorder,
+    ) -> None:
+        self.config, self.recorder = config, recorder
+        builder = config.builder
+        actor_networks = copy.deepcopy(networks)
+        eval_networks = copy.deepcopy(networks)
+        self.counter = Counter()
+        table = builder.make_replay_tables(spec, seed=derive_seed(config.seed, "replay"))[0]
+        self.client = client = LocalReplayClient(table)
+        self.learner = learner = builder.make_learner(
+            networks, SampleIterator(client, builder.batch_size), client, self.counter, recorder.logger,
+            torch.device("cpu"),
+        )
+        policy = builder.make_policy(
+            actor_networks, evaluation=False, seed=derive_seed(config.seed, "policy", 0),
+            exploration=builder.actor_exploration(0, 1),
+        )
+        eval_policy = builder.make_policy(eval_networks, evaluation=True, seed=derive_seed(config.seed, "eval_policy"))
+        self.eval_source = RecordingVariableSource(learner)
+        self.eval_actor = builder.make_actor(eval_policy, eval_networks, self.eval_source, None)
+        if len(environments) > 1:
+            adders = builder.make_adders(client, len(environments))
+            self.actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, adders)
+            self.vector_loop: VectorEnvironmentLoop | None = VectorEnvironmentLoop(
+                environments, LocalAgent(self.actor, learner, client, builder.batch_size), self.counter,
+                recorder.logger, on_episode_end=self._on_episode_end,
+            )
+        else:
+            self.actor = builder.make_actor(policy, actor_networks, learner, builder.make_adder(client))
+            self.vector_loop = None
+            self.loop = EnvironmentLoop(
+                environments[0], LocalAgent(self.actor, learner, client, builder.batch_size), self.counter,
+                recorder.logger, on_episode_end=self._on_episode_end,
+            )
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps taken so far: the single-env loop counts every step, the vector loop
+        every vector step (the counter gets a single env's steps only when its episode ends)."""
+        if self.vector_loop is not None:
+            return int(self.counter.get("env_steps"))
+        return self.loop.total_steps
+
+    @property
+    def learner_steps(self) -> int:
+        return self.learner.steps
+
+    def _on_episode_end(self, result: dict[str, float]) -> None:
         if result["completed"]:
-            recorder.episode_done(result["episode_return"])
+            self.recorder.episode_done(result["episode_return"])
 
-    if num_envs > 1:
-        adders = builder.make_adders(client, num_envs)
-        actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, adders)
-        vector_loop = VectorEnvironmentLoop(
-            environments, LocalAgent(actor, learner, client, builder.batch_size), counter,
-            recorder.logger, on_episode_end=on_episode_end,
+    def _act(self, remaining: int, until_eval: int) -> None:
+        if self.vector_loop is not None:
+            self.vector_loop.run(num_steps=min(remaining, until_eval, _VECTOR_CHUNK_STEPS))
+        else:
+            self.loop.run_episode(max_steps=remaining)
+
+    def _evaluate(self, env_steps: int) -> bool:
+        """An evaluation round; True when ``on_evaluation`` asked the run to stop."""
+        return evaluate_and_keep_best(
+            self.config, self.eval_actor, self.eval_source, self.recorder, env_steps, self.learner.steps
         )
 
-        def act(remaining: int, until_eval: int) -> None:
-            vector_loop.run(num_steps=min(remaining, until_eval, _VECTOR_CHUNK_STEPS))
-    else:
-        actor = builder.make_actor(policy, actor_networks, learner, builder.make_adder(client))
-        loop = EnvironmentLoop(
-            environments[0], LocalAgent(actor, learner, client, builder.batch_size), counter,
-            recorder.logger, on_episode_end=on_episode_end,
-        )
-
-        def act(remaining: int, until_eval: int) -> None:
-            loop.run_episode(max_steps=remaining)
-
-    actor.update(wait=True)  # Start from version 0, so the first data is tagged with it.
-
-    def run_evaluation(env_steps: int) -> None:
-        evaluate_and_keep_best(
-            config, eval_actor, eval_source,
-            lambda result: recorder.record_evaluation(result, env_steps, learner.steps),
-            recorder.run_dir, env_steps,
-        )
-
-    env_steps = 0
-    next_eval = config.eval_every
-    while env_steps < config.max_env_steps:
-        act(config.max_env_steps - env_steps, next_eval - env_steps)
-        env_steps = int(counter.get("env_steps"))
-        recorder.progress(env_steps, learner.steps)
-        if env_steps >= next_eval and env_steps < config.max_env_steps:
-            run_evaluation(env_steps)
-            next_eval = (env_steps // config.eval_every + 1) * config.eval_every
-    run_evaluation(env_steps)
-    save_checkpoint(recorder.run_dir / "checkpoint.pt", {"learner": learner.save()})
-    return recorder.finish(env_steps, learner.steps, extra={"replay": dict(client.info())})
+    def train(self) -> dict[str, Any]:
+        """Acts and learns to the budget, evaluating every ``eval_every`` env steps and at the end."""
+        config, recorder, learner = self.config, self.recorder, self.learner
+        self.actor.update(wait=True)  # Start from version 0, so the first data is tagged with it.
+        env_steps = 0
+        next_eval = config.eval_every
+        stop = False
+        while env_steps < config.max_env_steps and not stop:
+            self._act(config.max_env_steps - env_steps, next_eval - env_steps)
+            env_steps = self.env_steps
+            recorder.progress(env_steps, learner.steps)
+            if env_steps >= next_eval and env_steps < config.max_env_steps:
+                stop = self._evaluate(env_steps)
+                next_eval = (env_steps // config.eval_every + 1) * config.eval_every
+        if not stop:
+            self._evaluate(env_steps)
+        save_checkpoint(recorder.run_dir / "checkpoint.pt", {"learner": learner.save()})
+        end_reason = "on_evaluation" if stop else "budget"
+        return recorder.finish(env_steps, learner.steps,
+                               extra={"end_reason": end_reason, "replay": dict(self.client.info())})

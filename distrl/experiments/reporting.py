@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +20,34 @@ import numpy as np
 from tqdm import tqdm
 
 from distrl.experiments.evaluation import EvaluationResult
-from distrl.utils.loggers import CSVLogger, Logger, MultiLogger, TensorBoardLogger, tensorboard_available
+from distrl.utils.loggers import (
+    CSVLogger,
+    Logger,
+    MultiLogger,
+    TensorBoardLogger,
+    WandbLogger,
+    tensorboard_available,
+)
+
+
+#: The progress bar: agent and env, percentage, bar, steps, times, then the figures (``RunRecorder._figures``).
+PROGRESS_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {remaining}{postfix}"
+
+
+def short_env_name(env: str, width: int = 22) -> str:
+    """An environment name for the progress bar: no ``gym:`` prefix, no ``?options``, at most
+    ``width`` characters (the end kept: ``...channels_last``)."""
+    name = env.split("?", 1)[0]
+    name = name[4:] if name.startswith("gym:") else name
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+def _compact(value: float) -> str:
+    """3 significant digits with a k/M suffix: 1234 -> 1.23k."""
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def run_name(env: str, agent: str, seed: int, start_time: float) -> str:
@@ -55,6 +83,7 @@ class RunRecorder:
         reward_threshold: float | None,
         progress: bool = True,
         tensorboard: bool = False,
+        wandb_project: str | None = None,
     ) -> None:
         self.start_time = time.time()
         self._start = time.perf_counter()
@@ -75,6 +104,8 @@ class RunRecorder:
             if not tensorboard_available():
                 raise RuntimeError("tensorboard logging was requested but the 'tensorboard' package is not installed")
             loggers.append(TensorBoardLogger(self.run_dir / "tensorboard"))
+        if wandb_project:
+            loggers.append(WandbLogger(wandb_project, self.run_dir.name, self.run_dir, config))
         self.logger: Logger = MultiLogger(loggers)
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)
         self.episodes = 0
@@ -85,11 +116,15 @@ class RunRecorder:
         self._bar = tqdm(
             total=max_env_steps,
             unit="step",
+            unit_scale=True,
             dynamic_ncols=True,
             disable=not progress,
             mininterval=0.5 if sys.stderr.isatty() else 10.0,
-            desc=f"{agent} {env} [{mode}]",
+            desc=f"{agent} {short_env_name(env)}",
+            bar_format=PROGRESS_FORMAT,
         )
+        self._extra: Mapping[str, float] = {}
+        self._env_steps, self._learner_steps = 0, 0
         self._bar_steps = 0
 
     @property
@@ -101,21 +136,25 @@ class RunRecorder:
         self.recent_returns.append(episode_return)
 
     def progress(self, env_steps: int, learner_steps: int, extra: Mapping[str, float] | None = None) -> None:
-        """Advances the bar to ``env_steps`` and refreshes its figures."""
-        elapsed = max(self.elapsed_s, 1e-9)
-        postfix = {
-            "episodes": self.episodes,
-            "return": f"{np.mean(self.recent_returns):.1f}" if self.recent_returns else "-",
-            "env_sps": f"{env_steps / elapsed:.0f}",
-            "updates/s": f"{learner_steps / elapsed:.0f}",
-        }
-        if self.eval_history:
-            postfix["eval"] = f"{self.eval_history[-1]['return_mean']:.1f}"
-        if extra:
-            postfix.update({k: f"{v:.3g}" for k, v in extra.items()})
-        self._bar.set_postfix(postfix, refresh=False)
+        """Advances the bar to ``env_steps`` and refreshes its figures (``extra``: short name -> value)."""
+        self._env_steps, self._learner_steps = env_steps, learner_steps
+        if extra is not None:
+            self._extra = extra
+        self._bar.set_postfix_str(self._figures(), refresh=False)
         self._bar.update(max(0, env_steps - self._bar_steps))
         self._bar_steps = max(self._bar_steps, env_steps)
+
+    def _figures(self) -> str:
+        """The bar's figures, most important first (a narrow terminal cuts the end): the recent
+        training return, the latest evaluation, env steps/s and updates/s, then ``extra``."""
+        elapsed = max(self.elapsed_s, 1e-9)
+        parts = [f"ret {_compact(float(np.mean(self.recent_returns))) if self.recent_returns else '-'}"]
+        if self.eval_history:
+            parts.append(f"eval {_compact(self.eval_history[-1]['return_mean'])}")
+        parts.append(f"{_compact(self._env_steps / elapsed)} st/s")
+        parts.append(f"{_compact(self._learner_steps / elapsed)} up/s")
+        parts.extend(f"{name} {value:.3g}" for name, value in self._extra.items())
+        return " ".join(parts)
 
     def record_evaluation(self, result: EvaluationResult, env_steps: int, learner_steps: int) -> bool:
         """Logs an evaluation and notes the first one at or above the reward threshold.
@@ -143,12 +182,30 @@ class RunRecorder:
             self.best_evaluation = self.eval_history[-1]
         return is_best
 
-    def finish(self, env_steps: int, learner_steps: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Writes ``summary.json``, prints the summary line and returns the summary."""
+    def finish(
+        self,
+        env_steps: int,
+        learner_steps: int,
+        extra: Mapping[str, Any] | None = None,
+        status: str = "completed",
+        error: BaseException | None = None,
+    ) -> dict[str, Any]:
+        """Writes ``summary.json``, prints the summary line and returns the summary.
+
+        ``status`` is ``completed``, or ``failed`` / ``interrupted`` for a run
+        that ended early (``fail``), whose summary then holds ``error``: the
+        exception's type, message and traceback. The runtimes add
+        ``end_reason`` to a completed run's ``extra``: ``budget``
+        (``max_env_steps``), ``time_budget``, ``on_evaluation`` (the
+        evaluation callback asked to stop) or ``on_poll``.
+        """
+        self._bar.set_postfix_str(self._figures(), refresh=False)  # The last frame shows the final evaluation.
+        self._bar.refresh()
         self._bar.close()
         self.logger.close()
         final = self.eval_history[-1] if self.eval_history else None
         summary: dict[str, Any] = {
+            "status": status,
             "agent": self.agent,
             "env": self.env,
             "seed": self.seed,
@@ -167,32 +224,61 @@ class RunRecorder:
             "run_dir": str(self.run_dir),
             "evaluations": self.eval_history,
         }
+        if error is not None:
+            summary["error"] = {
+                "type": type(error).__name__,
+                "message": str(error),
+                "traceback": "".join(traceback.format_exception(error)),
+            }
         if extra:
             summary.update(extra)
         with open(self.run_dir / "summary.json", "w") as f:
-            json.dump(summary, f, indent=2)
+            json.dump(summary, f, indent=2, default=str)
         print(summary_line(summary), flush=True)
         return summary
+
+    def fail(self, env_steps: int, learner_steps: int, error: BaseException) -> dict[str, Any]:
+        """``finish`` for a run that ended early: status ``interrupted`` for Ctrl-C,
+        ``failed`` otherwise, with the error in the summary; never raises."""
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        try:
+            return self.finish(env_steps, learner_steps, status=status, error=error)
+        except Exception as secondary:  # noqa: BLE001 - the original error is what matters.
+            print(f"distrl: could not write the summary of the {status} run: {secondary}", file=sys.stderr)
+            return {"status": status}
+
+
+def format_return(value: float) -> str:
+    """A return as printed: one decimal from 1 up, three significant digits below
+    (so -0.0029 is not shown as -0.0)."""
+    if value == 0:
+        return "0"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 def summary_line(summary: Mapping[str, Any]) -> str:
     """One line a person can read at a glance (and grep in CI logs)."""
     final = summary["final_eval_return"]
-    final_text = "n/a" if final is None else f"{final:.1f} +- {summary['final_eval_return_std']:.1f}"
+    final_text = "n/a" if final is None else (
+        f"{format_return(final)} +- {format_return(summary['final_eval_return_std'])}")
     evaluations = summary.get("evaluations") or []
     if evaluations and evaluations[-1].get("episodes_cut"):
         final_text += f" ({evaluations[-1]['episodes_cut']} episodes cut by the evaluation step cap)"
     best = summary.get("best_eval_return")
     if best is not None and best > final:
-        final_text += f" (best {best:.1f} at {summary['best_eval_env_steps']} env steps: best_policy.pt)"
+        final_text += f" (best {format_return(best)} at {summary['best_eval_env_steps']} env steps: best_policy.pt)"
     if summary["solved_at_env_steps"] is not None:
         solved = f"solved at {summary['solved_at_env_steps']} env steps ({summary['solved_at_wall_clock_s']:.1f} s)"
     elif summary["reward_threshold"] is None:
         solved = "no reward threshold"
     else:
         solved = f"not solved (threshold {summary['reward_threshold']})"
+    status = summary.get("status", "completed")
+    head = f"distrl summary: {summary['agent']} on {summary['env']} seed {summary['seed']} [{summary['mode']}]: "
+    if status != "completed":
+        error = summary.get("error") or {}
+        head += f"{status.upper()} ({error.get('type', '?')}: {error.get('message', '')}); "
     return (
-        f"distrl summary: {summary['agent']} on {summary['env']} seed {summary['seed']} [{summary['mode']}]: "
-        f"final greedy return {final_text}; {solved}; {summary['env_steps']} env steps, "
+        f"{head}final greedy return {final_text}; {solved}; {summary['env_steps']} env steps, "
         f"{summary['learner_steps']} learner steps in {summary['wall_clock_s']:.1f} s; {summary['run_dir']}"
     )

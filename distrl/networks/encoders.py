@@ -81,7 +81,10 @@ class OneHotEncoder(nn.Module):
     ``preprocess_obs`` does for Discrete and MultiDiscrete spaces; an
     embedding only pays for very many categories, which
     ``distrl.networks.factory`` sends to ``FlattenEncoder`` instead.
-    Values outside [0, num_values) raise (torch's one_hot/scatter checks).
+    Values must lie in [0, num_values) per component: the registry's
+    ``ValidatingWrapper`` checks integer observations against their spec's
+    bounds at the environment boundary, since an out-of-range value here
+    would land in the next component's slot.
     """
 
     def __init__(self, num_values: int | tuple[int, ...]) -> None:

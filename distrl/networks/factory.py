@@ -3,10 +3,10 @@
 Each leaf of the observation spec is encoded by its kind (``encoder_for_leaf``):
 
 * **categorical**: a scalar ``DiscreteArray`` (gymnasium ``Discrete``), or a
-  rank-<=1 integer ``BoundedArray`` with minimum 0 and at most
-  ``MAX_ONE_HOT_WIDTH`` categories in all (``MultiDiscrete``) -> ``OneHotEncoder``;
-  0/1-valued integer vectors (``MultiBinary``) are flattened, which is the same
-  information at half the width;
+  rank-<=1 integer ``BoundedArray`` with minimum 0 (``MultiDiscrete``), with at
+  most ``MAX_ONE_HOT_WIDTH`` categories in all -> ``OneHotEncoder``; wider ones,
+  and 0/1-valued integer vectors (``MultiBinary``: the same information at half
+  the width), are flattened;
 * **image**: uint8 of rank 3 (one image) or 4 (a stack of images), in
   either channel order -> ``NatureCNN`` when both spatial sides are at least
   36 pixels, else ``CompactCNN``. The layout is read off the shape the way
@@ -65,7 +65,7 @@ def encoder_for_leaf(spec: specs.Array) -> nn.Module:
     """The encoder of one observation leaf (see the module docstring)."""
     shape, dtype = tuple(spec.shape), np.dtype(spec.dtype)
     num_values = getattr(spec, "num_values", None)
-    if num_values is not None and shape == ():
+    if num_values is not None and shape == () and int(num_values) <= MAX_ONE_HOT_WIDTH:
         return OneHotEncoder(int(num_values))
     if np.issubdtype(dtype, np.integer) and len(shape) <= 1 and isinstance(spec, specs.BoundedArray):
         minimum = np.broadcast_to(spec.minimum, shape)

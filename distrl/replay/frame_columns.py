@@ -36,9 +36,11 @@ class FrameColumns:
     layout), ``reserve`` defaulting to ``2 * max(k_i) * RESERVE_EPISODES``.
     Stacks of consecutive frames add about one new frame per item, so 1.0
     fits them; k channels of one image add k. The default
-    ``frames_per_item`` (None) reads k = 4 or more as a stack (1.0: Atari's
-    [4, 84, 84]) and k <= 3 as the colour planes of one image (k: an RGB
-    [3, H, W]; 1 for HWC images, which are one frame).
+    ``frames_per_item`` (None) reads k = 4 or more as a stack (1 new frame
+    per item: Atari's [4, 84, 84]) and k <= 3 as the colour planes of one
+    image (k: an RGB [3, H, W]; 1 for HWC images, which are one frame), sums
+    that over the pool's leaves and halves it (each image appears as
+    observation and next_observation): two cameras need twice one.
 
     Args:
       max_size: The storage's capacity in items.
@@ -76,7 +78,11 @@ class FrameColumns:
         for pool_id, (frame_shape, members) in enumerate(by_shape.items()):
             ks = [self.columns[j].shape[1] for j in members]
             spare = 2 * max(ks) * RESERVE_EPISODES if reserve is None else int(reserve)
-            per_item = frames_per_item if frames_per_item is not None else (1.0 if min(ks) >= 4 else max(ks))
+            # Default: each image of an observation adds 1 new frame per item when it is a stack of
+            # 4+ frames, k when its k <= 3 "frames" are colour planes; an item holds each image twice
+            # (observation and next_observation), so the sum over its leaves is halved.
+            per_item = frames_per_item if frames_per_item is not None else max(
+                1.0, sum(1 if k >= 4 else k for k in ks) / 2)
             capacity = min(math.ceil(max_size * per_item) + spare, max_size * sum(ks))
             self.pools.append(FramePool(max(capacity, sum(ks)), frame_shape, np.uint8))
             for j in members:

@@ -83,6 +83,35 @@ class TensorBoardLogger(Logger):
         self._writer.close()
 
 
+class WandbLogger(Logger):
+    """Sends scalars to Weights & Biases (needs the ``wandb`` package: ``pip install -e '.[wandb]'``).
+
+    Every metric is plotted against ``env_steps`` (``wandb.define_metric``),
+    the axis of ``metrics.csv``; rows are logged as they come, so rows of
+    several components (actors, learner) need not arrive in step order. The
+    run's files go under ``directory``; ``mode`` is wandb's (``online``,
+    ``offline``, ``disabled``; None: wandb's default, which ``WANDB_MODE``
+    sets). Raises ImportError naming the extra when wandb is missing.
+    """
+
+    def __init__(self, project: str, name: str, directory: str | os.PathLike, config: Mapping,
+                 mode: str | None = None) -> None:
+        try:
+            import wandb
+        except ImportError as error:
+            raise ImportError("the wandb logger needs wandb: pip install -e '.[wandb]'") from error
+        self._run = wandb.init(project=project, name=name, dir=str(directory), config=dict(config), mode=mode,
+                               reinit="create_new")
+        self._run.define_metric("env_steps")
+        self._run.define_metric("*", step_metric="env_steps")
+
+    def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
+        self._run.log({**{name: float(value) for name, value in metrics.items()}, "env_steps": int(env_steps)})
+
+    def close(self) -> None:
+        self._run.finish()
+
+
 class MultiLogger(Logger):
     """Forwards every write to several loggers."""
 

@@ -304,3 +304,43 @@ def test_one_dqn_actor_follows_the_configured_epsilon_schedule(ray_session, tmp_
     assert state["steps"] >= 300 and state["epsilon"] == pytest.approx(0.2)
     assert json.loads((Path(summary["run_dir"]) / "summary.json").read_text())["distributed"][
         "actor_policy_exploration"] == [state]
+
+
+def _metric_names(run_dir: Path) -> set[str]:
+    with open(run_dir / "metrics.csv") as f:
+        return {row["metric"] for row in csv.DictReader(f)}
+
+
+def test_local_mode_logs_the_metrics_the_debug_mode_logs(ray_session, tmp_path):
+    """The same metric names in both modes (the distributed run adds its own distributed/* rows)."""
+    from distrl.experiments import run_local
+
+    def config(name: str):
+        return make_experiment_config(
+            "dqn", "gym:CartPole-v1", seed=0, max_env_steps=1_500, agent_overrides=SMALL_DQN,
+            eval_every=1_000, eval_episodes=1, run_dir=str(tmp_path / name), progress=False,
+        )
+
+    debug = _metric_names(Path(run_local(config("debug"))["run_dir"]))
+    local = _metric_names(Path(run_distributed(config("local"), DistributedConfig(num_actors=1))["run_dir"]))
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/td_loss",
+            "eval/episodic_return", "eval/episodes_cut"} <= debug
+    assert debug == {name for name in local if not name.startswith("distributed/")}
+
+
+def test_time_budget_bounds_the_final_evaluation(ray_session, tmp_path):
+    """A greedy policy in a GridWorld without a time limit, with an evaluation cap far too large
+    to reach: the run still ends soon after its time budget (the final evaluation may take 10%
+    of it, at least 5 s), and the summary says the time budget ended it."""
+    config = make_experiment_config(
+        "dqn", "gridworld:simple?max_episode_len=none", seed=0, max_env_steps=10_000_000,
+        agent_overrides=["n_step=1", "min_replay_size=64", "batch_size=32", "hidden_sizes=16", "samples_per_insert=4"],
+        eval_every=10_000_000, eval_episodes=3, eval_max_episode_steps=10**9, run_dir=str(tmp_path), progress=False,
+    )
+    import time
+
+    start = time.monotonic()
+    summary = run_distributed(config, DistributedConfig(num_actors=1, time_budget_s=8.0, poll_interval_s=0.25))
+    assert time.monotonic() - start < 8.0 + 5.0 + 25.0  # budget + final evaluation allowance + start and stop
+    assert summary["end_reason"] == "time_budget" and summary["status"] == "completed"
+    assert summary["evaluations"]  # the final evaluation ran, cut if the policy never reaches the goal

@@ -94,6 +94,27 @@ USER_ENVS = textwrap.dedent('''
     gymnasium.register("TightBox-v0", entry_point=TightBox)
 
 
+    class MultiBinaryObservation(gymnasium.Env):
+        """MultiBinary(6) observations (flattened as 0/1 features), Discrete(2) actions."""
+
+        def __init__(self):
+            self.observation_space = spaces.MultiBinary(6)
+            self.action_space = spaces.Discrete(2)
+            self.t = 0
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            self.t += 1
+            return self.observation_space.sample(), float(action), False, self.t >= 12, {}
+
+
+    gymnasium.register("MultiBinaryObservation-v0", entry_point=MultiBinaryObservation)
+
+
     class DictSpecEnv(dm_env.Environment):
         """A dm_env whose observation spec is a dict; 15-step episodes; Discrete or Box actions."""
 
@@ -151,9 +172,13 @@ CASES = [
     ("dqn", "gym:FrozenLake-v1"),
     ("a2c", "gym:FrozenLake-v1"),
     ("dqn", "gym:CliffWalking-v1"),
+    ("a2c", "gym:CliffWalking-v1"),
     ("dqn", "gridworld:simple?observation=state_index"),
     ("a2c", "gridworld:simple?observation=state_index"),
     ("dqn", "gym:Blackjack-v1"),
+    ("a2c", "gym:Blackjack-v1"),
+    ("dqn", "gym:user_envs:MultiBinaryObservation-v0"),
+    ("a2c", "gym:user_envs:MultiBinaryObservation-v0"),
     ("dqn", "gym:user_envs:DictObservation-v0"),
     ("a2c", "gym:user_envs:DictObservation-v0"),
     ("ddpg", "gym:user_envs:DictObservationBox-v0"),
@@ -163,6 +188,8 @@ CASES = [
     ("dqn", "distrl.envs.image_tasks:channels_first"),
     ("dqn", "distrl.envs.image_tasks:channels_last"),
     ("a2c", "distrl.envs.image_tasks:channels_last"),
+    ("a2c", "distrl.envs.image_tasks:channels_first"),
+    ("ddpg", "distrl.envs.image_tasks:channels_first_continuous"),
     ("a2c", "gym:user_envs:MultiDiscreteActions-v0"),
     ("a2c", "gym:user_envs:TightBox-v0"),
     ("ddpg", "gym:user_envs:TightBox-v0"),

@@ -33,7 +33,8 @@ class Config(OffPolicyConfig):
     actor_epsilons: str = doc(
         "apex", "Epsilons of a distributed run's actors: 'apex' = with N > 1 actors, actor i keeps "
                 "0.4 ** (1 + 7 i / (N - 1)) (Ape-X, Horgan et al. 2018), one actor follows the schedule; "
-                "'schedule' = every actor follows the schedule (the single-process mode always does).")
+                "'schedule' = every actor follows the schedule (the single-process mode always does); "
+                "an actor Ray restarts begins its schedule again.")
     double_q: bool = doc(True, "Select the bootstrap action with the online net, evaluate it with the target net.")
     huber_delta: float = doc(1.0, "Huber loss threshold (TD errors beyond it get a linear penalty).")
     max_grad_norm: float | None = doc(10.0, "Clip the global gradient norm to this value (None: no clipping).")

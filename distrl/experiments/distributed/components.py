@@ -64,10 +64,14 @@ class RunComponents:
         device = resolve_learner_device(dist.learner_device, float(resources.get("GPU", 0.0)))
         num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
         config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
+        # The driver runs the evaluations (and on_evaluation); Ray actors get the config without it.
+        remote_config = dataclasses.replace(config, on_evaluation=None)
         learner_cpus = 1.0 if cpus >= 2 else 0.0
         actor_cpus = round(max(0.01, min(1.0, (cpus - learner_cpus) / num_actors)), 4)
 
-        make_tables = functools.partial(config.builder.make_replay_tables, spec, derive_seed(config.seed, "replay"))
+        make_tables = functools.partial(
+            remote_config.builder.make_replay_tables, spec, derive_seed(config.seed, "replay")
+        )
         run_id = uuid.uuid4().hex[:12]
         server_name, store_name = f"distrl-{run_id}-replay", f"distrl-{run_id}-weights"
         server = create_replay_server(
@@ -90,7 +94,7 @@ class RunComponents:
         is_queue = ray.get(server.is_queue.remote(table), timeout=dist.wait_timeout_s)
         sampling = SamplingPlan.of(config.builder, dist, is_queue)
         learner = ray.remote(LearnerWorker).options(**learner_options).remote(
-            config, spec, server_name, table, store_name, device, dist, sampling,
+            remote_config, spec, server_name, table, store_name, device, dist, sampling,
             str((run_dir / "checkpoint.pt").resolve()),
         )
         handles.append(learner)
@@ -99,7 +103,7 @@ class RunComponents:
         )
         actors = []
         for index in range(num_actors):
-            handle = actor_class.remote(config, spec, index, num_actors, server_name, table, store_name, dist)
+            handle = actor_class.remote(remote_config, spec, index, num_actors, server_name, table, store_name, dist)
             actors.append(handle)
             handles.append(handle)
         ray.get(learner.start.remote(), timeout=dist.wait_timeout_s)

@@ -20,7 +20,8 @@ import ray
 import torch
 
 from distrl.core import Actor
-from distrl.experiments.config import ExperimentConfig, experiment_record
+from distrl.errors import TrainingError
+from distrl.experiments.config import ExperimentConfig, build_networks, experiment_record
 from distrl.experiments.distributed.components import RunComponents
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.monitoring import (
@@ -44,6 +45,9 @@ from distrl.variables.weight_store import RayVariableSource
 #: Seconds between the ``distributed/...`` throughput rows of ``metrics.csv`` (at least one poll).
 METRICS_PERIOD_S = 2.0
 
+#: With ``time_budget_s``, the final evaluation (after the budget) may take this share of it (at least 5 s).
+FINAL_EVALUATION_ALLOWANCE = 0.1
+
 
 def run_distributed(
     config: ExperimentConfig,
@@ -59,7 +63,10 @@ def run_distributed(
     exploration, the bottleneck) and ``replay`` (the table's counters).
     Raises ConfigError (a ValueError) for an ``envs_per_actor`` other than
     the builder's before Ray starts, ConnectionError when no cluster answers
-    at ``dist.address``, and RuntimeError when a component fails for good.
+    at ``dist.address``, ValueError when the cluster cannot serve the config
+    (``learner_device='cuda'`` without a GPU), and ``TrainingError`` (from
+    the original error, after writing a summary with status ``failed``) when
+    the run fails once started.
     """
     dist = dist if dist is not None else DistributedConfig()
     seed_everything(config.seed)
@@ -72,7 +79,7 @@ def run_distributed(
     probe = config.environment_factory(derive_seed(config.seed, "eval"))
     spec = make_environment_spec(probe)
     probe.close()
-    config.network_factory(spec)  # An agent that cannot act in this env says so here, before Ray starts.
+    build_networks(config, spec)  # An agent that cannot act in this env says so here, before Ray starts.
 
     started_ray = init_ray(dist)
     handles: list = []
@@ -80,14 +87,22 @@ def run_distributed(
         recorder = RunRecorder(
             config.run_dir, config.env, config.agent, config.seed, dist.mode, config.max_env_steps,
             {**experiment_record(config, spec), "distributed": dataclasses.asdict(dist)},
-            config.reward_threshold, config.progress, config.tensorboard,
+            config.reward_threshold, config.progress, config.tensorboard, config.wandb_project,
         )
+        driver: _Driver | None = None
         try:
             components = RunComponents.start(config, dist, spec, recorder.run_dir, handles)
-            return _Driver(components, dist, spec, recorder, on_poll).run()
-        except BaseException:
-            recorder.logger.close()
-            raise
+            driver = _Driver(components, dist, spec, recorder, on_poll)
+            return driver.run()
+        except BaseException as error:
+            env_steps = 0 if driver is None else driver.env_steps
+            recorder.fail(env_steps, 0 if driver is None else driver.learner_steps, error)
+            if driver is None or not isinstance(error, Exception):
+                raise  # Ctrl-C, or a configuration the cluster cannot serve (e.g. cuda without a GPU).
+            raise TrainingError(
+                f"training failed at env step {env_steps}: {type(error).__name__}: {error}",
+                env_steps, recorder.run_dir,
+            ) from error
     finally:
         for handle in handles:
             try:
@@ -123,6 +138,11 @@ class _Driver:
         self.env_steps = 0
         self.eval_actor, self.eval_source = self._evaluation_actor(spec)
 
+    @property
+    def learner_steps(self) -> int:
+        """The learner's step count as of the last poll."""
+        return int(self.learner_stats.get("steps", 0))
+
     def _evaluation_actor(self, spec: EnvironmentSpec) -> tuple[Actor, RecordingVariableSource]:
         """A greedy actor that loads the newest published weights before each evaluation."""
         builder = self.config.builder
@@ -133,22 +153,34 @@ class _Driver:
         )
         return builder.make_actor(policy, networks, source, None), source
 
-    def _run_evaluation(self) -> None:
-        env_steps = self.env_steps
-        learner_steps = int(self.learner_stats.get("steps", 0))
-        evaluate_and_keep_best(
-            self.config, self.eval_actor, self.eval_source,
-            lambda result: self.recorder.record_evaluation(result, env_steps, learner_steps),
-            self.recorder.run_dir, env_steps,
+    def _run_evaluation(self, deadline: float | None) -> bool:
+        """An evaluation round with the newest published weights, cut at ``deadline``
+        (``time.monotonic()``); True when ``on_evaluation`` asked the run to stop."""
+        return evaluate_and_keep_best(
+            self.config, self.eval_actor, self.eval_source, self.recorder, self.env_steps, self.learner_steps,
+            deadline,
         )
+
+    def _evaluation_deadline(self, start: float, final: bool) -> float | None:
+        """With ``time_budget_s``: evaluations during the run end with the budget; the final one,
+        which runs after it, gets ``FINAL_EVALUATION_ALLOWANCE`` of it (at least 5 s)."""
+        budget = self.dist.time_budget_s
+        if budget is None:
+            return None
+        if final:
+            return time.monotonic() + max(5.0, FINAL_EVALUATION_ALLOWANCE * budget)
+        return start + budget
 
     def run(self) -> dict[str, Any]:
         """Polls until the budget, ``time_budget_s`` or ``on_poll`` ends the run; returns the summary."""
         config, dist, recorder = self.config, self.dist, self.recorder
         start = time.perf_counter()
+        start_monotonic = time.monotonic()
         last_metrics_time = start
         last_metrics = (0, 0, start)
         next_eval = config.eval_every
+        stopped_by_evaluation = False
+        end_reason = "budget"
         while True:
             time.sleep(self._sleep_s(start))
             self._poll()
@@ -163,20 +195,28 @@ class _Driver:
                 recorder.logger.write({f"distributed/{k}": v for k, v in figures.items()}, self.env_steps)
                 last_metrics, last_metrics_time = (self.env_steps, learner_steps, now), now
             recorder.progress(self.env_steps, learner_steps, extra=self._progress_extra())
-            if self._stop_requested(now - start, learner_steps) or self.env_steps >= config.max_env_steps:
+            if self._stop_requested(now - start, learner_steps):
+                end_reason = "on_poll"
+                break
+            if self.env_steps >= config.max_env_steps:
                 break
             if dist.time_budget_s is not None and now - start >= dist.time_budget_s:
+                end_reason = "time_budget"
                 break
             if self.env_steps >= next_eval:
-                self._run_evaluation()
+                stopped_by_evaluation = self._run_evaluation(self._evaluation_deadline(start_monotonic, final=False))
+                if stopped_by_evaluation:
+                    end_reason = "on_evaluation"
+                    break
                 next_eval = (self.env_steps // config.eval_every + 1) * config.eval_every
         running_s = time.perf_counter() - start
         self._stop_all()
         learner_steps = int(self.learner_stats.get("steps", 0))
-        self._run_evaluation()
+        if not stopped_by_evaluation:
+            self._run_evaluation(self._evaluation_deadline(start_monotonic, final=True))
         state = ray.get(self.components.learner.save.remote(), timeout=dist.wait_timeout_s)
         save_checkpoint(recorder.run_dir / "checkpoint.pt", {"learner": state})
-        extra = {"distributed": self._summary(running_s), "replay": self.replay_info}
+        extra = {"end_reason": end_reason, "distributed": self._summary(running_s), "replay": self.replay_info}
         return recorder.finish(self.env_steps, learner_steps, extra=extra)
 
     def _stop_requested(self, elapsed_s: float, learner_steps: int) -> bool:
@@ -257,17 +297,19 @@ class _Driver:
         self.learner_stats = stats
 
     def _record_episodes(self, episodes: list) -> None:
-        for episode_return, length in episodes:
+        """Logs finished episodes with the metric names the single-process mode uses."""
+        for episode_return, length, steps_per_second in episodes:
             self.recorder.episode_done(episode_return)
             self.recorder.logger.write(
-                {"charts/episodic_return": episode_return, "charts/episodic_length": length}, self.env_steps
+                {"charts/episodic_return": episode_return, "charts/episodic_length": length,
+                 "charts/SPS": steps_per_second}, self.env_steps
             )
 
     def _progress_extra(self) -> dict[str, float]:
+        """The bar's distributed figures: weight lag (learner steps) and the learner's wait share."""
         return {
-            "spi": float(self.replay_info.get("samples_per_insert", 0.0)),
             "lag": weight_lag(self.trackers, self.learner_stats),
-            "l_wait": float(self.learner_stats.get("wait_fraction", 0.0)),
+            "wait": float(self.learner_stats.get("wait_fraction", 0.0)),
         }
 
     def _stop_all(self) -> None:

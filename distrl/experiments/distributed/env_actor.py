@@ -85,7 +85,7 @@ class EnvActorWorker:
             networks, evaluation=False, seed=derive_seed(seed, "policy", index), exploration=self.exploration
         )
         self._stop = threading.Event()
-        self._episodes: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
+        self._episodes: collections.deque[tuple[float, int, float]] = collections.deque(maxlen=10_000)
         self._counter = Counter()
         if num_envs == 1:
             self._actor: Actor | BatchedActor = builder.make_actor(
@@ -110,7 +110,9 @@ class EnvActorWorker:
 
     def _on_episode_end(self, result: Mapping[str, float]) -> None:
         if result["completed"]:
-            self._episodes.append((result["episode_return"], int(result["episode_length"])))
+            self._episodes.append(
+                (result["episode_return"], int(result["episode_length"]), result["steps_per_second"])
+            )
             self._track_version()
 
     def _run(self) -> None:
@@ -148,7 +150,7 @@ class EnvActorWorker:
 
     def stats(self) -> dict[str, Any]:
         """Counters since this incarnation started; ``episodes`` are drained
-        (each (return, length) pair is reported once). ``exploration`` is the
+        (each (return, length, env steps per second) is reported once). ``exploration`` is the
         level the builder gave this actor; ``policy_exploration`` what its
         policy explores with now (``Policy.exploration_state``)."""
         self._track_version()
