@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import sys
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from distrl.agents import AGENTS
@@ -68,7 +69,13 @@ def _train_parser(subparsers: argparse._SubParsersAction, agent: str | None = No
     )
     parser.add_argument(
         "--config", default=None, metavar="FILE",
-        help="YAML file of train options and agent_config fields (see launch/configs/); flags given here win",
+        help="YAML file of train options and agent_config fields (see launch/configs/), or a run's "
+             "config.json to run it again; flags given here win",
+    )
+    parser.add_argument(
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest intact checkpoint, with its own config "
+             "(only --max-env-steps and --time-budget-s may change)",
     )
     parser.add_argument("--agent", default=None, choices=sorted(AGENTS),
                         help="agent to train (required here or in --config)")
@@ -106,6 +113,13 @@ def _train_parser(subparsers: argparse._SubParsersAction, agent: str | None = No
                         help="evaluation return that counts as solved (default: the environment's own)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an agent config field (repeatable), e.g. --set learning_rate=1e-3")
+    parser.add_argument("--checkpoint-every-s", type=float, default=120.0,
+                        help="seconds between checkpoints (the first within 30 s); RUN_DIR/checkpoints")
+    parser.add_argument("--checkpoint-every", dest="checkpoint_every_env_steps", type=int, default=None,
+                        metavar="ENV_STEPS", help="also checkpoint every this many env steps")
+    parser.add_argument("--keep-checkpoints", type=int, default=3, help="newest checkpoints kept (>= 2)")
+    parser.add_argument("--checkpoint-replay", choices=("auto", "on", "off"), default="auto",
+                        help="put the replay table in checkpoints (auto: when it holds at most 2 GiB)")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads in this process")
     parser.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
     parser.add_argument("--wandb-project", default=None, metavar="PROJECT",
@@ -163,22 +177,26 @@ def build_experiment_config(args: argparse.Namespace) -> ExperimentConfig:
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         eval_max_episode_steps=args.eval_max_episode_steps, reward_threshold=args.reward_threshold,
         run_dir=args.run_dir, progress=not args.no_progress, tensorboard=args.tensorboard,
-        wandb_project=args.wandb_project,
+        wandb_project=args.wandb_project, checkpoint_every_s=args.checkpoint_every_s,
+        checkpoint_every_env_steps=args.checkpoint_every_env_steps, keep_checkpoints=args.keep_checkpoints,
+        checkpoint_replay={"auto": None, "on": True, "off": False}[args.checkpoint_replay],
         torch_threads=args.torch_threads,
     )
 
 
 def _train(args: argparse.Namespace) -> int:
     """``distrl train``: 0 when the run completed, 2 for a configuration error (before anything
-    runs), 1 when a run that started failed (its summary.json says why), 130 on Ctrl-C."""
+    runs), 1 when a run that started failed (its summary.json says why), 130 / 143 when SIGINT /
+    SIGTERM stopped it (after a final checkpoint; ``--resume`` continues it)."""
     from distrl.errors import TrainingError
     from distrl.experiments import run_local
 
     try:
         _check_mode_flags(args)
         config = build_experiment_config(args)
+        resume = args.resume
         if args.mode == "debug":
-            return _report_training(lambda: run_local(config))
+            return _report_training(lambda: run_local(config, resume=resume))
         from distrl.experiments.distributed import DistributedConfig, run_distributed
 
         dist = DistributedConfig(
@@ -186,7 +204,7 @@ def _train(args: argparse.Namespace) -> int:
             time_budget_s=args.time_budget_s, num_cpus=args.num_cpus,
             address=(args.address or "auto") if args.mode == "cluster" else None,
         )
-        return _report_training(lambda: run_distributed(config, dist))
+        return _report_training(lambda: run_distributed(config, dist, resume=resume))
     except TrainingError:
         raise
     except ConnectionError as error:
@@ -199,11 +217,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _report_training(run: Callable[[], object]) -> int:
-    """Runs a training; a ``TrainingError`` is printed with the traceback of its cause, exit 1."""
+    """Runs a training with graceful SIGINT/SIGTERM handling (``distrl.utils.signals``); a
+    ``TrainingError`` is printed with the traceback of its cause, exit 1; a stop signal exits
+    128 + its number after the run's final checkpoint."""
     from distrl.errors import TrainingError
+    from distrl.utils.signals import RunInterrupted, graceful_stop
 
     try:
-        run()
+        with graceful_stop():
+            run()
+    except RunInterrupted as stop:
+        print(f"distrl: {stop}; the run's final checkpoint and summary are written: continue it with "
+              "distrl train --resume RUN_DIR", file=sys.stderr)
+        return stop.exit_code
     except TrainingError as error:
         cause = error.__cause__ if error.__cause__ is not None else error
         traceback.print_exception(cause, file=sys.stderr)
@@ -248,6 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     return _build_parsers()[0]
 
 
+#: The options ``--resume`` lets a resumed run change: its budget, and how it is shown.
+_RESUME_OPTIONS = frozenset({"--resume", "--max-env-steps", "--time-budget-s", "--no-progress", "--address"})
+
+
+def _check_resume_flags(argv: Sequence[str], train_parser: argparse.ArgumentParser) -> None:
+    """Raises ConfigError for a flag other than the budget's next to ``--resume`` (the run keeps its config)."""
+    known = {option for action in train_parser._actions for option in action.option_strings}
+    given = {item.split("=", 1)[0] for item in argv if item.startswith("--")} & known
+    others = sorted(given - _RESUME_OPTIONS)
+    if others:
+        raise ConfigError(
+            f"--resume continues a run with its own config (RUN_DIR/config.json); only --max-env-steps and "
+            f"--time-budget-s may change, got {', '.join(others)}"
+        )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parses a ``distrl`` command line; for ``train``, a ``--config`` file's values fill the unset options.
 
@@ -262,6 +304,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.command != "train":
         return args
     config_file = None
+    if args.resume is not None:
+        _check_resume_flags(argv, train_parser)
+        args.config = str(Path(args.resume) / "config.json")
     if args.config is not None:
         from distrl.experiments.config_file import load_config_file
 

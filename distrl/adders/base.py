@@ -31,3 +31,12 @@ class Adder(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None:
         """Drops the partial episode state (not the already formed items)."""
+
+    def get_state(self) -> dict | None:
+        """Everything buffered (the open window, formed items not inserted yet), for checkpoints;
+        None when the adder cannot be checkpointed."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Restores ``get_state`` output."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a checkpointed state")

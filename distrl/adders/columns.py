@@ -48,6 +48,14 @@ class ColumnBuffer:
         for column in self._columns:
             del column[length:]
 
+    def get_state(self) -> dict[str, list]:
+        """The buffered items, column by column (for checkpoints)."""
+        return {name: list(column) for name, column in zip(self._names, self._columns)}
+
+    def set_state(self, state: dict[str, list]) -> None:
+        """Restores ``get_state`` output; raises KeyError for a missing field."""
+        self._columns = [list(state[name]) for name in self._names]
+
     def take(self, leading_shape: tuple[int, ...] | None = None) -> dict[str, Nest]:
         """Returns ``{field: stacked column}`` and empties the buffer.
 

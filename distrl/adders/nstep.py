@@ -182,6 +182,16 @@ class NStepTransitionAdder(Adder):
             return
         self._client.insert(Transition(**self._buffer.take()), priorities=None)
 
+    def get_state(self) -> dict:
+        """The open window, the current observation and the formed transitions not inserted yet."""
+        return {"window": [tuple(step) for step in self._window], "observation": self._observation,
+                "buffer": self._buffer.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self._window = collections.deque(_Step(*step) for step in state["window"])
+        self._observation = state["observation"]
+        self._buffer.set_state(state["buffer"])
+
     def reset(self) -> None:
         """Drops the open episode's steps; already formed transitions stay buffered."""
         self._window.clear()

@@ -152,6 +152,17 @@ class TrajectoryAdder(Adder):
         self._episode_start = 0
         self._client.insert(batch, priorities=None)
 
+    def get_state(self) -> dict:
+        """The steps of the current segments and where the open episode starts in them."""
+        return {"buffer": self._buffer.get_state(), "observation": self._observation,
+                "episode_start": self._episode_start, "num_segments": self._num_segments}
+
+    def set_state(self, state: dict) -> None:
+        self._buffer.set_state(state["buffer"])
+        self._observation = state["observation"]
+        self._episode_start = int(state["episode_start"])
+        self._num_segments = int(state["num_segments"])
+
     def reset(self) -> None:
         """Drops the open episode's steps from the current segment.
 

@@ -49,6 +49,14 @@ class Policy(abc.ABC):
         ``{"kind": "none"}`` for a policy that does not explore."""
         return {"kind": "none"}
 
+    def get_state(self) -> dict[str, Any]:
+        """What the policy carries between steps (schedules, random generators), for checkpoints;
+        ``{}`` for a stateless policy (the greedy ones)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores ``get_state`` output."""
+
 
 class BatchedPolicy(abc.ABC):
     """Maps N stacked observations to N actions (one batched inference)."""

@@ -29,6 +29,10 @@ from distrl.variables.snapshots import ParameterSnapshots
 StateObject = nn.Module | torch.optim.Optimizer
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A learner's loss or metrics became NaN or infinite; its weights are no longer trustworthy."""
+
+
 class TorchLearner(Learner):
     """A ``Learner`` whose subclass supplies only ``_update`` (one gradient update).
 
@@ -47,6 +51,14 @@ class TorchLearner(Learner):
     parameters. ``save()`` returns a deep copy (training may go on while it
     is written) with the state objects' ``state_dict``s, ``steps`` and the
     torch RNG state (``torch_rng``).
+
+    Non-finite losses: every update's metrics are checked on the device
+    (no host sync per step), and the first update whose metrics were NaN or
+    infinite is remembered; ``get_variables`` (what publishes weights to the
+    actors) and ``save`` (what writes checkpoints) raise
+    ``NonFiniteLossError`` naming that update instead of handing out weights
+    that a non-finite loss has already corrupted, and so does the next
+    logging step.
     """
 
     def __init__(
@@ -71,6 +83,9 @@ class TorchLearner(Learner):
         self._steps = 0
         self._updates_since_log = 0
         self._metric_sums = torch.zeros(len(self._metric_names), device=device)
+        # The first update (1-based) with non-finite metrics, or 0: kept on the device, read only when
+        # weights leave the learner (get_variables, save, logs).
+        self._first_nonfinite_step = torch.zeros((), dtype=torch.int64, device=device)
         self._last_log_time = time.perf_counter()
         self._snapshots = ParameterSnapshots(published, type(self).__name__)
 
@@ -102,10 +117,23 @@ class TorchLearner(Learner):
         metrics = self._update()
         self._steps += 1
         self._updates_since_log += 1
-        self._metric_sums += torch.stack([metrics[name] for name in self._metric_names]).detach()
+        values = torch.stack([metrics[name] for name in self._metric_names]).detach()
+        self._metric_sums += values
+        first = self._first_nonfinite_step
+        first.copy_(torch.where((first == 0) & ~torch.isfinite(values).all(), self._steps, first))
         if self._steps % self._log_every == 0:
+            self.check_finite()
             return self._log()
         return {}
+
+    def check_finite(self) -> None:
+        """Raises ``NonFiniteLossError`` if any update so far had NaN or infinite metrics (one host sync)."""
+        first = int(self._first_nonfinite_step.item())
+        if first:
+            raise NonFiniteLossError(
+                f"{type(self).__name__}: non-finite loss at learner step {first} (of {self._steps}); its weights are "
+                "not published or saved from there on. Lower the learning rate or clip gradients (max_grad_norm)."
+            )
 
     def _log(self) -> dict[str, float]:
         now = time.perf_counter()
@@ -124,14 +152,21 @@ class TorchLearner(Learner):
 
     def get_variables(self, names: Sequence[str]) -> Versioned[Mapping[str, Any]]:
         """``Versioned(steps, {name: numpy parameters})`` of the published modules,
-        copied once per version; raises KeyError for a name not published."""
+        copied once per version; raises KeyError for a name not published and
+        ``NonFiniteLossError`` once a loss was not finite."""
+        self.check_finite()
         return self._snapshots.get(self._steps, names)
 
     def save(self) -> Mapping[str, Any]:
-        """A deep copy of the full state, unaffected by later updates."""
+        """A deep copy of the full state, unaffected by later updates; raises
+        ``NonFiniteLossError`` once a loss was not finite (the last good checkpoint stays)."""
+        self.check_finite()
         state: dict[str, Any] = {name: obj.state_dict() for name, obj in self._state_objects.items()}
         state["steps"] = self._steps
         state["torch_rng"] = torch.get_rng_state()
+        # The metric sums since the last log, so a resumed run logs the same means.
+        state["metric_sums"] = self._metric_sums.detach().cpu()
+        state["updates_since_log"] = self._updates_since_log
         return copy.deepcopy(state)
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -140,7 +175,12 @@ class TorchLearner(Learner):
             obj.load_state_dict(state[name])
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
-        self._metric_sums.zero_()
-        self._updates_since_log = 0
+        if "metric_sums" in state:
+            self._metric_sums.copy_(state["metric_sums"])
+            self._updates_since_log = int(state["updates_since_log"])
+        else:
+            self._metric_sums.zero_()
+            self._updates_since_log = 0
+        self._first_nonfinite_step.zero_()
         self._last_log_time = time.perf_counter()
         self._snapshots.invalidate()

@@ -129,6 +129,19 @@ class GridWorld(dm_env.Environment):
 
     reward_threshold = None
 
+    def get_state(self) -> dict:
+        """The whole state (position, goal, step count, random generator): a GridWorld resumes
+        exactly, mid-episode too."""
+        return {"state": list(self._state), "goal": list(self._goal_state), "episode_steps": self._episode_steps,
+                "reset_next_step": self._reset_next_step, "rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self._state = tuple(int(v) for v in state["state"])
+        self._goal_state = tuple(int(v) for v in state["goal"])
+        self._episode_steps = int(state["episode_steps"])
+        self._reset_next_step = bool(state["reset_next_step"])
+        self._rng.bit_generator.state = state["rng"]
+
     def render(self, cell_pixels: int = 16) -> np.ndarray:
         """The grid as uint8 RGB [rows * cell_pixels, columns * cell_pixels, 3]: walls dark grey,
         free cells white, the goal green and the agent blue (drawn last)."""

@@ -189,6 +189,23 @@ class GymnasiumToDmEnv(dm_env.Environment):
         spec = self._gym_env.spec
         return spec.id if spec is not None else type(self._gym_env.unwrapped).__name__
 
+    def get_state(self) -> dict[str, Any] | None:
+        """Between episodes (after LAST, or before the first reset): the environment's random
+        generator, which is all that decides how a gymnasium classic-control or toy-text episode
+        starts; None mid-episode, when the simulator's own state would be needed too."""
+        if not self._reset_next_step:
+            return None
+        return {"np_random": self._gym_env.unwrapped.np_random.bit_generator.state,
+                "seed_on_next_reset": self._seed_on_next_reset}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores ``get_state`` output: the next ``reset`` starts the episode the saved env would have."""
+        if not state["seed_on_next_reset"]:
+            self._gym_env.reset(seed=0)  # Creates the generator (and the env's lazy state) to overwrite.
+            self._gym_env.unwrapped.np_random.bit_generator.state = state["np_random"]
+        self._seed_on_next_reset = bool(state["seed_on_next_reset"])
+        self._reset_next_step = True
+
     def render(self) -> Any:
         """gymnasium's ``render()``: an RGB frame (uint8 [H, W, 3]) for an env made with
         ``render_mode='rgb_array'``, a window for ``'human'``, None without a render mode."""

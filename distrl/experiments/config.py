@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping
 
 import dm_env
@@ -26,6 +27,13 @@ class ExperimentConfig:
     the run when it returns True (e.g. a Ray Tune trial stopped by ASHA).
     ``wandb_project`` also sends the metrics to Weights & Biases (the
     ``wandb`` extra; ``WANDB_MODE=offline`` keeps them on disk).
+
+    Checkpoints (``distrl.experiments.checkpoints``) go to
+    ``RUN_DIR/checkpoints`` every ``checkpoint_every_s`` seconds (the first
+    within 30 s) and/or every ``checkpoint_every_env_steps`` env steps, and
+    at the end; the newest ``keep_checkpoints`` (>= 2) are kept;
+    ``checkpoint_replay`` puts the replay table in them (None: when it holds
+    at most 2 GiB).
     """
 
     agent: str
@@ -46,12 +54,28 @@ class ExperimentConfig:
     torch_threads: int = 1
     agent_config: Any = None
     on_evaluation: Callable[[Mapping[str, Any]], bool | None] | None = None
+    checkpoint_every_s: float | None = 120.0
+    checkpoint_every_env_steps: int | None = None
+    keep_checkpoints: int = 3
+    checkpoint_replay: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_env_steps", "eval_every", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ExperimentConfig.{name} must be a positive integer, got {value!r}")
+        if self.checkpoint_every_s is not None and not (
+                isinstance(self.checkpoint_every_s, (int, float)) and math.isfinite(self.checkpoint_every_s)
+                and self.checkpoint_every_s > 0):
+            raise ValueError(f"ExperimentConfig.checkpoint_every_s must be a finite number > 0 or None, "
+                             f"got {self.checkpoint_every_s!r}")
+        every = self.checkpoint_every_env_steps
+        if every is not None and (not isinstance(every, int) or every <= 0):
+            raise ValueError(f"ExperimentConfig.checkpoint_every_env_steps must be a positive integer or None, "
+                             f"got {every!r}")
+        if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 2:
+            raise ValueError(f"ExperimentConfig.keep_checkpoints must be an integer >= 2 (a damaged newest one "
+                             f"falls back to the one before), got {self.keep_checkpoints!r}")
         cap = self.eval_max_episode_steps
         if cap is not None and (not isinstance(cap, int) or cap <= 0):
             raise ValueError(f"ExperimentConfig.eval_max_episode_steps must be a positive integer or None, got {cap!r}")

@@ -48,6 +48,8 @@ def _from_run_record(content: dict[str, Any]) -> dict[str, Any]:
     content = {key: value for key, value in content.items() if key not in _RECORD_ONLY_KEYS}
     if "progress" in content:
         content["no_progress"] = not content.pop("progress")
+    if "checkpoint_replay" in content and not isinstance(content["checkpoint_replay"], str):
+        content["checkpoint_replay"] = {None: "auto", True: "on", False: "off"}[content["checkpoint_replay"]]
     distributed = content.pop("distributed", None)
     if isinstance(distributed, Mapping):
         content.setdefault("mode", "local" if distributed.get("address") is None else "cluster")

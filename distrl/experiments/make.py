@@ -9,7 +9,7 @@ from distrl.agents import get_agent
 from distrl.envs import make_environment
 from distrl.envs.registry import reward_threshold as env_reward_threshold
 from distrl.experiments.config import ExperimentConfig
-from distrl.utils.config import apply_overrides
+from distrl.utils.config import ConfigError, apply_overrides
 
 
 def make_experiment_config(
@@ -26,6 +26,8 @@ def make_experiment_config(
     agent's ``Config``; ``experiment_fields`` set ``ExperimentConfig`` fields.
     The reward threshold defaults to the environment's own (None when it has none).
     """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     module = get_agent(agent)
     agent_config = apply_overrides(module.Config(), agent_overrides, owner=f"{agent} config")
     environment_factory = functools.partial(make_environment, env)

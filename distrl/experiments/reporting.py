@@ -69,6 +69,13 @@ class RunRecorder:
     ``config`` is written to ``config.json``; when it has an
     ``observation_encoder`` entry (``experiment_record`` with a spec), that
     is also printed to stderr, one line, as the run starts.
+
+    Resuming: with ``resume_dir`` and ``resume_state`` (``get_state()`` as a
+    checkpoint saved it) the recorder continues that run directory instead
+    of making one: ``metrics.csv`` is cut back to the checkpoint (rows a
+    crash left after it are dropped, so a resumed run writes each row once)
+    and appended to, and the evaluation history, the best evaluation, the
+    episode count and the wall clock carry on.
     """
 
     def __init__(
@@ -84,22 +91,30 @@ class RunRecorder:
         progress: bool = True,
         tensorboard: bool = False,
         wandb_project: str | None = None,
+        resume_dir: str | Path | None = None,
+        resume_state: Mapping[str, Any] | None = None,
     ) -> None:
+        resumed = dict(resume_state or {})
         self.start_time = time.time()
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - float(resumed.get("elapsed_s", 0.0))
         self.env, self.agent, self.seed, self.mode = env, agent, seed, mode
         self.reward_threshold = reward_threshold
-        self.run_dir = Path(run_root) / run_name(env, agent, seed, self.start_time)
-        suffix = 1
-        while self.run_dir.exists():
-            suffix += 1
-            self.run_dir = Path(run_root) / f"{run_name(env, agent, seed, self.start_time)}_{suffix}"
-        self.run_dir.mkdir(parents=True)
-        with open(self.run_dir / "config.json", "w") as f:
-            json.dump(config, f, indent=2, default=str)
+        if resume_dir is not None:
+            self.run_dir = Path(resume_dir)
+        else:
+            self.run_dir = Path(run_root) / run_name(env, agent, seed, self.start_time)
+            suffix = 1
+            while self.run_dir.exists():
+                suffix += 1
+                self.run_dir = Path(run_root) / f"{run_name(env, agent, seed, self.start_time)}_{suffix}"
+            self.run_dir.mkdir(parents=True)
+            with open(self.run_dir / "config.json", "w") as f:
+                json.dump(config, f, indent=2, default=str)
         if "observation_encoder" in config:
             print(f"distrl: {env} observations -> {format_encoder(config['observation_encoder'])}", file=sys.stderr)
-        loggers: list[Logger] = [CSVLogger(self.run_dir / "metrics.csv")]
+        self._csv = CSVLogger(self.run_dir / "metrics.csv", truncate_to=resumed.get("metrics_csv_bytes"),
+                              start_offset_s=float(resumed.get("elapsed_s", 0.0)))
+        loggers: list[Logger] = [self._csv]
         if tensorboard:
             if not tensorboard_available():
                 raise RuntimeError("tensorboard logging was requested but the 'tensorboard' package is not installed")
@@ -107,12 +122,13 @@ class RunRecorder:
         if wandb_project:
             loggers.append(WandbLogger(wandb_project, self.run_dir.name, self.run_dir, config))
         self.logger: Logger = MultiLogger(loggers)
-        self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)
-        self.episodes = 0
-        self.eval_history: list[dict[str, float]] = []
-        self.best_evaluation: dict[str, float] | None = None
-        self.solved_at_env_steps: int | None = None
-        self.solved_at_wall_clock_s: float | None = None
+        self.recent_returns: collections.deque[float] = collections.deque(resumed.get("recent_returns", ()), maxlen=20)
+        self.episodes = int(resumed.get("episodes", 0))
+        self.eval_history: list[dict[str, float]] = list(resumed.get("eval_history", []))
+        self.best_evaluation: dict[str, float] | None = resumed.get("best_evaluation")
+        self.solved_at_env_steps: int | None = resumed.get("solved_at_env_steps")
+        self.solved_at_wall_clock_s: float | None = resumed.get("solved_at_wall_clock_s")
+        self.resumed_from_env_steps: int | None = resumed.get("env_steps") if resume_dir is not None else None
         self._bar = tqdm(
             total=max_env_steps,
             unit="step",
@@ -126,6 +142,16 @@ class RunRecorder:
         self._extra: Mapping[str, float] = {}
         self._env_steps, self._learner_steps = 0, 0
         self._bar_steps = 0
+
+    def get_state(self, env_steps: int) -> dict[str, Any]:
+        """What a resumed run needs of this recorder at ``env_steps``; flushes ``metrics.csv``
+        and records its size, so the resumed run continues from exactly these rows."""
+        return {
+            "env_steps": int(env_steps), "elapsed_s": self.elapsed_s, "metrics_csv_bytes": self._csv.flush(),
+            "episodes": self.episodes, "recent_returns": list(self.recent_returns),
+            "eval_history": list(self.eval_history), "best_evaluation": self.best_evaluation,
+            "solved_at_env_steps": self.solved_at_env_steps, "solved_at_wall_clock_s": self.solved_at_wall_clock_s,
+        }
 
     @property
     def elapsed_s(self) -> float:
@@ -224,6 +250,8 @@ class RunRecorder:
             "run_dir": str(self.run_dir),
             "evaluations": self.eval_history,
         }
+        if self.resumed_from_env_steps is not None:
+            summary["resumed_from_env_steps"] = self.resumed_from_env_steps
         if error is not None:
             summary["error"] = {
                 "type": type(error).__name__,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from distrl.core import VariableSource
+from distrl.experiments.checkpoints import CHECKPOINTS_DIR, LEARNER_FILE
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.evaluation import BEST_POLICY_FILE, EvaluationResult, evaluate
 from distrl.specs import make_environment_spec
@@ -168,8 +169,9 @@ def load_policy(path: str | os.PathLike, which: str = "best", **experiment_field
     ``checkpoint.pt`` file inside one.
 
     ``which`` picks ``best`` (``best_policy.pt``, the weights of the best
-    evaluation; what to keep) or ``final`` (``checkpoint.pt``, the learner at
-    the end) for a run directory; a file path decides by itself.
+    evaluation; what to keep) or ``final`` (the newest intact checkpoint in
+    ``RUN_DIR/checkpoints``, or a ``checkpoint.pt``: the learner at the end)
+    for a run directory; a file path decides by itself.
     ``experiment_fields`` override the rebuilt experiment's fields (e.g.
     ``eval_episodes``). Raises ConfigError naming the file for a missing or
     malformed run directory or checkpoint.
@@ -177,11 +179,20 @@ def load_policy(path: str | os.PathLike, which: str = "best", **experiment_field
     path = Path(path)
     if which not in WHICH:
         raise ConfigError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
-    if path.is_dir():
+    if path.is_dir() and which == "final" and (path / CHECKPOINTS_DIR).is_dir():
+        from distrl.utils.checkpointing import CheckpointStore
+
+        folder, _ = CheckpointStore(path / CHECKPOINTS_DIR).latest_intact()
+        if folder is None:
+            raise ConfigError(f"{path / CHECKPOINTS_DIR} holds no intact checkpoint")
+        run_dir, file = path, folder / LEARNER_FILE
+    elif path.is_dir():
         run_dir, file = path, path / (BEST_POLICY_FILE if which == "best" else CHECKPOINT_FILE)
+    elif path.parent.parent.name == CHECKPOINTS_DIR:  # RUN_DIR/checkpoints/ckpt-N/learner.pt
+        run_dir, file, which = path.parent.parent.parent, path, "final"
     else:
         run_dir, file = path.parent, path
-        which = "final" if path.name == CHECKPOINT_FILE else "best"
+        which = "final" if path.name in (CHECKPOINT_FILE, LEARNER_FILE) else "best"
     if not file.exists():
         hint = " (no evaluation has finished yet?)" if file.name == BEST_POLICY_FILE else ""
         raise ConfigError(f"{file} not found{hint}")

@@ -210,9 +210,9 @@ class FrameColumns:
             leaves[position] = self.pools[self._pool_of[j]].gather(rows).reshape(len(rows), *self.shapes[j])
         return leaves
 
-    def get_state(self) -> dict[str, Any]:
-        """Each pool's ``get_state`` and the eviction count (the columns are storage leaves)."""
-        return {"pools": [pool.get_state() for pool in self.pools], "evictions": self.evictions}
+    def get_state(self, copy: bool = True) -> dict[str, Any]:
+        """Each pool's ``get_state(copy)`` and the eviction count (the columns are storage leaves)."""
+        return {"pools": [pool.get_state(copy) for pool in self.pools], "evictions": self.evictions}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores ``get_state`` output (after the storage restored its columns and flags).

@@ -267,8 +267,14 @@ class FramePool:
         """The frames at entry ``indices`` (any shape S): an array [*S, *frame_shape] (a copy)."""
         return self._frames.take(indices, axis=0)
 
-    def get_state(self) -> dict[str, Any]:
-        """The live entries (indices, frames, counts, hashes), for checkpoints."""
+    def get_state(self, copy: bool = True) -> dict[str, Any]:
+        """The live entries (indices, frames, counts, hashes), for checkpoints; ``copy=False``:
+        the whole pool's arrays as views (no second copy of the frames; ``entries`` is None)."""
+        if not copy:
+            return {
+                "capacity": self._capacity, "frame_shape": self._frame_shape, "entries": None,
+                "frames": self._frames, "refcount": self._refcount, "hashes": self._hashes, "indexed": self._indexed,
+            }
         live = np.flatnonzero(self._refcount > 0)
         return {
             "capacity": self._capacity,
@@ -291,13 +297,20 @@ class FramePool:
                 f"state is a pool of {state['capacity']} frames of shape {tuple(state['frame_shape'])}, "
                 f"this pool holds {self._capacity} of shape {self._frame_shape}"
             )
-        live = np.asarray(state["entries"], np.int64)
         self._refcount[:] = 0
         self._indexed[:] = False
-        self._frames[live] = state["frames"]
-        self._refcount[live] = state["refcount"]
-        self._hashes[live] = state["hashes"]
-        self._indexed[live] = state["indexed"]
+        if state["entries"] is None:  # get_state(copy=False): every entry.
+            self._frames[:] = state["frames"]
+            self._refcount[:] = state["refcount"]
+            self._hashes[:] = state["hashes"]
+            self._indexed[:] = state["indexed"]
+            live = np.flatnonzero(self._refcount > 0)
+        else:
+            live = np.asarray(state["entries"], np.int64)
+            self._frames[live] = state["frames"]
+            self._refcount[live] = state["refcount"]
+            self._hashes[live] = state["hashes"]
+            self._indexed[live] = state["indexed"]
         free = np.flatnonzero(self._refcount == 0)[::-1]
         self._num_free = free.size
         self._free[: free.size] = free

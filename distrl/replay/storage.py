@@ -296,17 +296,24 @@ class ArrayStorage:
         self._num_removed += held.size
         return int(held.size)
 
-    def get_state(self) -> dict[str, Any]:
-        """Arrays (the written part only) and counters, for checkpoints."""
+    def get_state(self, copy: bool = True) -> dict[str, Any]:
+        """Arrays (the written part only) and counters, for checkpoints.
+
+        ``copy=False`` returns views of the live arrays instead of copies, so
+        a checkpoint of a large table needs no second copy in memory; the
+        caller must then write them before the storage changes (the table
+        holds its lock meanwhile).
+        """
         filled = min(self._inserted, self._max_size)
+        take = np.copy if copy else (lambda array: array)
         return {
             "max_size": self._max_size,
             "structure": self._structure,
-            "leaves": [array[:filled].copy() for array in self._arrays],
-            "removed": self._removed.copy(),
+            "leaves": [take(array[:filled]) for array in self._arrays],
+            "removed": take(self._removed),
             "inserted": self._inserted,
             "evictions": self._evictions,
-            "frames": self.frames.get_state() if self.frames is not None else None,
+            "frames": self.frames.get_state(copy) if self.frames is not None else None,
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ insert interleaved batches), see ``distrl/replay/frames.py``.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -112,6 +113,12 @@ class Table:
     def size(self) -> int:
         """Items held now."""
         return self._storage.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the table's storage holds (its columns are preallocated at ``max_size``; 0 before
+        the first insert fixes their shapes)."""
+        return self._storage.nbytes
 
     @property
     def sampler(self) -> Sampler:
@@ -265,17 +272,36 @@ class Table:
                 "replay_bytes": self._storage.nbytes,
             }
 
-    def get_state(self) -> dict[str, Any]:
-        """Everything needed to resume the table: data, sampler, limiter counters."""
+    def get_state(self, copy: bool = True) -> dict[str, Any]:
+        """Everything needed to resume the table: data, sampler, limiter counters (``copy=False``:
+        the data as views of the live arrays, for ``save``)."""
         with self._lock:
             return {
                 "name": self.name,
                 "max_times_sampled": self._max_times_sampled,
-                "storage": self._storage.get_state(),
+                "storage": self._storage.get_state(copy),
                 "sampler": self._sampler.get_state(),
                 "rate_limiter": self._limiter.get_state(),
                 "times_sampled": self._times_sampled.copy(),
             }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the table's state to ``path`` (``distrl.utils.state_files``: no pickle).
+
+        The data is written straight from the live arrays, with the table's
+        lock held, so the file is a consistent snapshot and a large table
+        needs no second copy in memory; inserts and samples wait meanwhile.
+        """
+        from distrl.utils.state_files import save_state  # torch; tables are used without it too.
+
+        with self._lock:
+            save_state(path, self.get_state(copy=False))
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Loads a ``save`` file into this table (built with the same arguments)."""
+        from distrl.utils.state_files import load_state
+
+        self.set_state(load_state(path))
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores ``get_state`` output into a table built with the same arguments."""

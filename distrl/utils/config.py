@@ -7,6 +7,7 @@ or in a config file is caught before anything starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Iterable, Mapping, TypeVar
@@ -24,18 +25,23 @@ def require(condition: bool, owner: str, field: str, value: Any, must: str) -> N
         raise ConfigError(f"{owner}.{field} must {must}, got {value!r}")
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def positive(config: Any, *fields: str) -> None:
-    """Checks that each named numeric field is > 0."""
+    """Checks that each named numeric field is finite and > 0 (``inf`` and ``nan`` are refused:
+    a learning rate of inf trains with NaN losses from the first update)."""
     for name in fields:
         value = getattr(config, name)
-        require(value > 0, type(config).__name__, name, value, "be > 0")
+        require(_finite(value) and value > 0, type(config).__name__, name, value, "be a finite number > 0")
 
 
 def non_negative(config: Any, *fields: str) -> None:
-    """Checks that each named numeric field is >= 0."""
+    """Checks that each named numeric field is finite and >= 0."""
     for name in fields:
         value = getattr(config, name)
-        require(value >= 0, type(config).__name__, name, value, "be >= 0")
+        require(_finite(value) and value >= 0, type(config).__name__, name, value, "be a finite number >= 0")
 
 
 def in_unit_interval(config: Any, *fields: str) -> None:
@@ -97,9 +103,12 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {text!r}")
     if annotation is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {text!r}")
+        return number
     if annotation is str:
         return text
     raise ConfigError(f"{key}: cannot parse values of type {annotation}")

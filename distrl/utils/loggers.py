@@ -38,15 +38,21 @@ class CSVLogger(Logger):
     so files from different agents and modes concatenate and plot the same way.
     """
 
-    def __init__(self, path: str | os.PathLike, flush_every_s: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike, flush_every_s: float = 5.0, truncate_to: int | None = None,
+                 start_offset_s: float = 0.0) -> None:
+        """``truncate_to`` (bytes) first cuts an existing file back (a resumed run drops the rows
+        written after its checkpoint); ``start_offset_s`` continues its ``wall_clock_s``."""
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not self._path.exists()
+        if truncate_to is not None and self._path.exists():
+            with open(self._path, "r+b") as f:
+                f.truncate(truncate_to)
+        new_file = not self._path.exists() or self._path.stat().st_size == 0
         self._file = open(self._path, "a", newline="")
         self._writer = csv.writer(self._file)
         if new_file:
             self._writer.writerow(CSV_COLUMNS)
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - start_offset_s
         self._flush_every_s = flush_every_s
         self._last_flush = self._start
         self._lock = threading.Lock()
@@ -65,6 +71,13 @@ class CSVLogger(Logger):
         with self._lock:
             if not self._file.closed:
                 self._file.close()
+
+    def flush(self) -> int:
+        """Writes the buffered rows to the file; returns its size in bytes (a checkpoint's offset)."""
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            return self._file.tell()
 
 
 class TensorBoardLogger(Logger):

@@ -109,7 +109,7 @@ def test_cli_train_writes_run_directory(run_cli, tmp_path):
     "args, message",
     [
         (["--set", "learning_rat=0.1"], "unknown dqn config key 'learning_rat'"),
-        (["--set", "batch_size=-3"], "batch_size must be > 0, got -3"),
+        (["--set", "batch_size=-3"], "batch_size must be a finite number > 0, got -3"),
         (["--set", "double_q=maybe"], "expected a boolean"),
         (["--env", "nope"], "Accepted forms"),
     ],

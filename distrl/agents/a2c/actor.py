@@ -88,6 +88,13 @@ class SamplingPolicy(Policy, BatchedPolicy):
         """A2C explores by sampling pi itself."""
         return {"kind": "sampling"}
 
+    def get_state(self) -> dict[str, Any]:
+        """The sampling generator."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
     def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._discrete:
             logits = self._parameters.logits(observations).astype(np.float64)

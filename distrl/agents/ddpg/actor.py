@@ -141,6 +141,18 @@ class NoisyPolicy(DeterministicPolicy):
     def reset(self) -> None:
         self.noise.reset()
 
+    def get_state(self) -> dict[str, Any]:
+        """The noise's random generator and its process state (OU's current value)."""
+        state: dict[str, Any] = {"rng": self.noise._rng.bit_generator.state}
+        if isinstance(self.noise, OrnsteinUhlenbeckNoise):
+            state["ou"] = self.noise._state.copy()
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.noise._rng.bit_generator.state = state["rng"]
+        if "ou" in state:
+            self.noise._state = np.array(state["ou"], dtype=np.float64)
+
     def exploration_state(self) -> dict[str, Any]:
         """The noise process and its sigma per action dimension (action units)."""
         return {"kind": self.noise.kind, "sigma": self.noise.sigma.tolist()}

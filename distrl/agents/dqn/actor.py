@@ -81,6 +81,14 @@ class EpsilonGreedyPolicy(GreedyPolicy):
         fraction = self._steps / self._decay_steps
         return self._epsilon_start + fraction * (self._epsilon_end - self._epsilon_start)
 
+    def get_state(self) -> dict[str, Any]:
+        """The schedule position and the random generator."""
+        return {"steps": self._steps, "rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._steps = int(state["steps"])
+        self._rng.bit_generator.state = state["rng"]
+
     def exploration_state(self) -> dict[str, Any]:
         """The schedule and the epsilon the next step will use."""
         return {

@@ -1,8 +1,7 @@
 """Starting a run's Ray actors: replay server, weight store, learner and env actors.
 
 ``RunComponents.start`` splits the cluster's CPUs (one for the learner when
-there are two or more, the rest evenly over the env actors), resolves the
-learner's device, sizes the builder for the number of actors
+there are two or more, the rest evenly over the env actors), sizes the builder for the number of actors
 (``Builder.with_num_actors``) and creates, in this order, the replay server
 (the builder's tables), the weight store, the learner (which publishes
 version 0 before it answers) and the env actors, then starts the learner.
@@ -24,7 +23,6 @@ from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.env_actor import EnvActorWorker
 from distrl.experiments.distributed.learner import LearnerWorker, SamplingPlan
-from distrl.experiments.distributed.ray_setup import resolve_learner_device
 from distrl.replay.server import create_replay_server
 from distrl.specs import EnvironmentSpec
 from distrl.utils.seeding import derive_seed
@@ -53,15 +51,13 @@ class RunComponents:
 
     @classmethod
     def start(
-        cls, config: ExperimentConfig, dist: DistributedConfig, spec: EnvironmentSpec, run_dir: Path,
+        cls, config: ExperimentConfig, dist: DistributedConfig, spec: EnvironmentSpec, device: str, run_dir: Path,
         handles: list,
     ) -> "RunComponents":
-        """Creates and starts every actor (see the module docstring); the learner's
-        checkpoint goes to ``run_dir/checkpoint.pt``. Raises ValueError for a
-        ``learner_device`` the cluster cannot serve, before creating anything."""
-        resources = ray.cluster_resources()
-        cpus = float(resources.get("CPU", 1.0))
-        device = resolve_learner_device(dist.learner_device, float(resources.get("GPU", 0.0)))
+        """Creates and starts every actor (see the module docstring), the learner on ``device``
+        (``cuda`` or ``cpu``, from ``resolve_learner_device``); the learner's checkpoint goes to
+        ``run_dir/checkpoint.pt``."""
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
         num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
         config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
         # The driver runs the evaluations (and on_evaluation); Ray actors get the config without it.

@@ -7,8 +7,13 @@ Every field is validated by name when the config is made, before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from distrl.utils.config import require
+
+
+def _finite_positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 LEARNER_DEVICES = ("auto", "cuda", "cpu")
 
@@ -67,15 +72,15 @@ class DistributedConfig:
                 self.max_restarts, "be an integer >= -1")
         require(isinstance(self.learner_max_restarts, int) and self.learner_max_restarts >= 0, owner,
                 "learner_max_restarts", self.learner_max_restarts, "be an integer >= 0")
-        require(self.learner_checkpoint_period_s is None or self.learner_checkpoint_period_s > 0, owner,
-                "learner_checkpoint_period_s", self.learner_checkpoint_period_s, "be > 0 seconds or None")
+        require(self.learner_checkpoint_period_s is None or _finite_positive(self.learner_checkpoint_period_s), owner,
+                "learner_checkpoint_period_s", self.learner_checkpoint_period_s, "be a finite number > 0 (seconds) or None")
         require(self.publish_period is None or (isinstance(self.publish_period, int) and self.publish_period >= 1),
                 owner, "publish_period", self.publish_period, "be a positive integer or None")
         for name in ("update_period", "max_in_flight_inserts", "prefetch", "sample_batches_per_call"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, owner, name, value, "be a positive integer")
-        require(self.time_budget_s is None or self.time_budget_s > 0, owner, "time_budget_s", self.time_budget_s,
-                "be > 0 seconds or None")
+        require(self.time_budget_s is None or _finite_positive(self.time_budget_s), owner, "time_budget_s",
+                self.time_budget_s, "be a finite number > 0 (seconds) or None")
         require(self.address is None or (isinstance(self.address, str) and self.address.strip() != ""), owner,
                 "address", self.address, 'be None, "auto" or host:port')
         require(self.num_cpus is None or (isinstance(self.num_cpus, int) and self.num_cpus >= 1), owner,
@@ -84,7 +89,7 @@ class DistributedConfig:
                 "be None when attaching to a cluster (address is set); the cluster has its own CPUs")
         for name in ("poll_interval_s", "wait_timeout_s"):
             value = getattr(self, name)
-            require(value > 0, owner, name, value, "be > 0 seconds")
+            require(_finite_positive(value), owner, name, value, "be a finite number > 0 (seconds)")
 
     @property
     def mode(self) -> str:

@@ -33,12 +33,12 @@ from distrl.experiments.distributed.monitoring import (
     unreachable_since,
     weight_lag,
 )
-from distrl.experiments.distributed.ray_setup import init_ray
+from distrl.experiments.distributed.ray_setup import init_ray, resolve_learner_device
 from distrl.experiments.evaluation import RecordingVariableSource, evaluate_and_keep_best
 from distrl.experiments.reporting import RunRecorder
 from distrl.specs import EnvironmentSpec, make_environment_spec
 from distrl.utils.checkpointing import save_checkpoint
-from distrl.utils.config import require
+from distrl.utils.config import ConfigError, require
 from distrl.utils.seeding import derive_seed, seed_everything
 from distrl.variables.weight_store import RayVariableSource
 
@@ -53,6 +53,7 @@ def run_distributed(
     config: ExperimentConfig,
     dist: DistributedConfig | None = None,
     on_poll: Callable[[PollState], bool | None] | None = None,
+    resume: str | None = None,
 ) -> dict[str, Any]:
     """Runs ``config`` on Ray until its env-step budget (or ``dist.time_budget_s``) and returns the summary.
 
@@ -69,6 +70,8 @@ def run_distributed(
     the run fails once started.
     """
     dist = dist if dist is not None else DistributedConfig()
+    if resume is not None:
+        raise ConfigError("--resume is not available in local/cluster mode yet: resume the run with --mode debug")
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
     builder = config.builder
@@ -81,9 +84,14 @@ def run_distributed(
     probe.close()
     build_networks(config, spec)  # An agent that cannot act in this env says so here, before Ray starts.
 
+    if dist.address is None and dist.learner_device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("DistributedConfig.learner_device is 'cuda', but this machine has no CUDA device "
+                          "(the local mode's Ray runs here); use auto or cpu")
     started_ray = init_ray(dist)
     handles: list = []
     try:
+        # A cluster that cannot serve the learner device is a configuration error: before the run directory.
+        device = resolve_learner_device(dist.learner_device, float(ray.cluster_resources().get("GPU", 0.0)))
         recorder = RunRecorder(
             config.run_dir, config.env, config.agent, config.seed, dist.mode, config.max_env_steps,
             {**experiment_record(config, spec), "distributed": dataclasses.asdict(dist)},
@@ -91,14 +99,14 @@ def run_distributed(
         )
         driver: _Driver | None = None
         try:
-            components = RunComponents.start(config, dist, spec, recorder.run_dir, handles)
+            components = RunComponents.start(config, dist, spec, device, recorder.run_dir, handles)
             driver = _Driver(components, dist, spec, recorder, on_poll)
             return driver.run()
         except BaseException as error:
             env_steps = 0 if driver is None else driver.env_steps
             recorder.fail(env_steps, 0 if driver is None else driver.learner_steps, error)
             if driver is None or not isinstance(error, Exception):
-                raise  # Ctrl-C, or a configuration the cluster cannot serve (e.g. cuda without a GPU).
+                raise  # Ctrl-C, or a failure to start the components.
             raise TrainingError(
                 f"training failed at env step {env_steps}: {type(error).__name__}: {error}",
                 env_steps, recorder.run_dir,

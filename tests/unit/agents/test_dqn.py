@@ -93,7 +93,8 @@ def test_save_restore_round_trip_keeps_keys_and_continues_identically():
     for _ in range(3):
         first.step()
     state = first.save()
-    assert set(state) == {"q_network", "target_network", "optimizer", "steps", "torch_rng"}
+    assert set(state) == {"q_network", "target_network", "optimizer", "steps", "torch_rng", "metric_sums",
+                          "updates_since_log"}
     second = learner(config)
     second.restore(state)
     assert second.steps == 3

@@ -38,8 +38,9 @@ def test_ddpg_keeps_its_tuned_replay_defaults():
 @pytest.mark.parametrize(
     "field, value, message",
     [("min_replay_size", 10, "be >= batch_size"), ("max_replay_size", 10, "be <= max_replay_size"),
-     ("samples_per_insert", 0.0, "be > 0"), ("discount", 1.5, "lie in \\[0, 1\\]"),
-     ("samples_per_insert_tolerance", -0.1, "be >= 0"), ("n_step", 0, "be > 0")],
+     ("samples_per_insert", 0.0, "be a finite number > 0"), ("samples_per_insert", float("inf"), "be a finite"),
+     ("discount", 1.5, "lie in \\[0, 1\\]"),
+     ("samples_per_insert_tolerance", -0.1, "be a finite number >= 0"), ("n_step", 0, "be a finite number > 0")],
 )
 def test_replay_fields_are_validated_once_for_every_agent(config_class, field, value, message):
     overrides = {"batch_size": 32, "min_replay_size": 100, field: value}

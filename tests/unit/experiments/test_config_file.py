@@ -62,7 +62,7 @@ def test_set_overrides_agent_config(tmp_path):
     [
         ("max_steps: 100\n", "unknown key 'max_steps'"),
         ("agent_config:\n  n_stp: 1\n", "agent_config: unknown dqn config key 'n_stp'"),
-        ("agent_config:\n  n_step: -2\n", "agent_config: Config.n_step must be > 0, got -2"),
+        ("agent_config:\n  n_step: -2\n", "agent_config: Config.n_step must be a finite number > 0, got -2"),
         ("agent_config:\n  n_step: 1.5\n", "n_step: expected an integer, got '1.5'"),
         ("agent_config:\n  double_q: maybe\n", "double_q: expected a boolean"),
         ("seed: one\n", "seed must be of type int, got 'one'"),
