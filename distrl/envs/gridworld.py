@@ -129,13 +129,14 @@ class GridWorld(dm_env.Environment):
 
     reward_threshold = None
 
-    def get_state(self) -> dict:
-        """The whole state (position, goal, step count, random generator): a GridWorld resumes
-        exactly, mid-episode too."""
+    def checkpoint_state(self) -> dict:
+        """The whole state (position, goal, step count, random generator), for checkpoints: a
+        GridWorld resumes exactly, mid-episode too."""
         return {"state": list(self._state), "goal": list(self._goal_state), "episode_steps": self._episode_steps,
                 "reset_next_step": self._reset_next_step, "rng": self._rng.bit_generator.state}
 
-    def set_state(self, state: dict) -> None:
+    def restore_checkpoint_state(self, state: dict) -> None:
+        """Restores ``checkpoint_state`` output."""
         self._state = tuple(int(v) for v in state["state"])
         self._goal_state = tuple(int(v) for v in state["goal"])
         self._episode_steps = int(state["episode_steps"])

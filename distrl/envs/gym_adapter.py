@@ -189,8 +189,8 @@ class GymnasiumToDmEnv(dm_env.Environment):
         spec = self._gym_env.spec
         return spec.id if spec is not None else type(self._gym_env.unwrapped).__name__
 
-    def get_state(self) -> dict[str, Any] | None:
-        """Between episodes (after LAST, or before the first reset): the environment's random
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """For checkpoints, between episodes (after LAST, or before the first reset): the environment's random
         generator, which is all that decides how a gymnasium classic-control or toy-text episode
         starts; None mid-episode, when the simulator's own state would be needed too."""
         if not self._reset_next_step:
@@ -198,8 +198,8 @@ class GymnasiumToDmEnv(dm_env.Environment):
         return {"np_random": self._gym_env.unwrapped.np_random.bit_generator.state,
                 "seed_on_next_reset": self._seed_on_next_reset}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restores ``get_state`` output: the next ``reset`` starts the episode the saved env would have."""
+    def restore_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Restores ``checkpoint_state`` output: the next ``reset`` starts the episode the saved env would have."""
         if not state["seed_on_next_reset"]:
             self._gym_env.reset(seed=0)  # Creates the generator (and the env's lazy state) to overwrite.
             self._gym_env.unwrapped.np_random.bit_generator.state = state["np_random"]

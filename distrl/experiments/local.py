@@ -255,8 +255,14 @@ class _LocalRun:
         )
 
     def _acting_state(self) -> tuple[dict[str, Any], bool]:
-        """The acting side's state, and whether a resume from it repeats this run exactly."""
-        environments = [getattr(env, "get_state", lambda: None)() for env in self.environments]
+        """The acting side's state, and whether a resume from it repeats this run exactly.
+
+        Environments take part through ``checkpoint_state()`` /
+        ``restore_checkpoint_state(state)`` (the gymnasium adapter, GridWorld);
+        one without them, or with None (mid-episode), makes the resume inexact,
+        as does the vector loop (its environments are mid-episode).
+        """
+        environments = [getattr(env, "checkpoint_state", lambda: None)() for env in self.environments]
         adders = [adder.get_state() for adder in self.adders]
         exact = (self.vector_loop is None and self._at_episode_end
                  and all(state is not None for state in environments + adders))
@@ -303,7 +309,7 @@ class _LocalRun:
             for adder, state in zip(self.adders, run_state["adders"]):
                 adder.set_state(state)
             for environment, state in zip(self.environments, run_state["environments"]):
-                environment.set_state(state)
+                environment.restore_checkpoint_state(state)
             set_global_rng_state(run_state["global_rng"])
         if self.vector_loop is None:
             self.loop.total_steps = int(run_state["env_steps"])
