@@ -44,10 +44,22 @@ def _env_name(environment: dm_env.Environment) -> str:
 
 
 def _add_note(error: BaseException, note: str) -> None:
-    """Says where an environment's exception came from (``BaseException.add_note``, Python 3.11+);
-    the traceback still leads into the environment's own code."""
+    """Says where an environment's exception came from (``BaseException.add_note``, Python 3.11+;
+    the traceback still leads into the environment's own code) and marks it
+    ``raised_by_environment`` (``raised_by_environment(error)``)."""
     if hasattr(error, "add_note"):
         error.add_note(note)
+    try:
+        error.raised_by_environment = True  # type: ignore[attr-defined]
+    except AttributeError:  # An exception type with __slots__: the note still says it.
+        pass
+
+
+def raised_by_environment(error: BaseException) -> bool:
+    """True for an exception an environment's ``reset()`` or ``step()`` raised inside a loop here
+    (including the invalid values ``ValidatingWrapper`` refuses): the distributed runtime rebuilds
+    the environment for those instead of ending the run (``max_env_failures``)."""
+    return bool(getattr(error, "raised_by_environment", False))
 
 
 class EnvironmentLoop(Worker):
@@ -104,7 +116,11 @@ class EnvironmentLoop(Worker):
         start = time.perf_counter()
         environment, actor = self._environment, self._actor
         should_update, should_stop = self._should_update, self._should_stop
-        timestep = environment.reset()
+        try:
+            timestep = environment.reset()
+        except Exception as error:
+            _add_note(error, f"raised by reset() of {_env_name(environment)} (after env step {self.total_steps})")
+            raise
         actor.observe_first(timestep)
         episode_return = 0.0
         episode_length = 0
@@ -233,7 +249,12 @@ class VectorEnvironmentLoop(Worker):
         return len(self._environments)
 
     def _reset(self, index: int) -> None:
-        timestep = self._environments[index].reset()
+        try:
+            timestep = self._environments[index].reset()
+        except Exception as error:
+            _add_note(error, f"raised by reset() of environment {index} ({_env_name(self._environments[index])}) "
+                             f"of a vector loop")
+            raise
         self._actor.observe_first(index, timestep)
         self._observations[index] = timestep.observation
         self._returns[index] = 0.0

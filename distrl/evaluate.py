@@ -28,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("path", metavar="RUN_DIR|CHECKPOINT",
-                        help="a run directory, or a best_policy.pt / checkpoint.pt inside one")
+                        help="a run directory, or its best_policy.pt or a checkpoints/ckpt-N/learner.pt")
     parser.add_argument("--which", choices=("best", "final"), default="best",
-                        help="for a run directory: best_policy.pt (the best evaluation) or checkpoint.pt (the end)")
+                        help="for a run directory: best_policy.pt (the best evaluation) or the newest intact checkpoint (the end)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes to play (default: the run's eval_episodes)")
     parser.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's seed)")
     parser.add_argument("--env", default=None, help="another environment name to play in (default: the run's)")

@@ -155,7 +155,7 @@ submit: its status:       ray job status --address $address $job_id
 submit: stop it:          ray job stop --address $address $job_id
 submit: (run these with the same RAY_AUTH_MODE / RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH environment)
 submit: results: $output/<env>__<agent>__<seed>__<unix time>/ (metrics.csv, summary.json, config.json,
-submit:   checkpoint.pt) on the node that runs the job's driver (the head node); the job's last
+submit:   checkpoints/) on the node that runs the job's driver (the head node); the job's last
 submit:   'distrl summary:' log line names the exact directory
 EOF
 if [ "$wait_for_job" = 0 ]; then

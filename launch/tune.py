@@ -18,7 +18,7 @@ ends at that evaluation, writing its checkpoint and ``summary.json``.
 Where things go: Tune's results under ``--storage-path/NAME/`` (one folder
 per trial: ``result.json``, ``progress.csv``, ``params.json``), and each
 trial's distrl run directory (``config.json``, ``metrics.csv``,
-``summary.json``, ``checkpoint.pt``, ``best_policy.pt``) inside its trial
+``summary.json``, ``checkpoints/``, ``best_policy.pt``) inside its trial
 folder, under ``distrl/``. The script ends with a table of the trials and the
 best configuration (by the return of its last evaluation).
 

@@ -98,6 +98,10 @@ class TorchLearner(Learner):
     def _update(self) -> Mapping[str, torch.Tensor]:
         """Consumes data from ``self._dataset`` and makes one update.
 
+        Every batch is drawn before the learner's state changes: the
+        distributed learner may write a checkpoint while ``next(dataset)``
+        waits for data (``PrefetchingIterator(on_wait=...)``).
+
         Returns a 0-d tensor per name of ``metric_names`` (same order). While
         it runs, ``self.steps`` is the number of updates before this one.
         """

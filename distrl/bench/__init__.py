@@ -15,6 +15,7 @@ BENCHMARKS = {
     "insert": "distrl.bench.insert",
     "replay": "distrl.bench.replay",
     "replay-atari": "distrl.bench.replay_atari",
+    "soak": "distrl.bench.soak",
     "system": "distrl.bench.system",
 }
 

@@ -192,8 +192,9 @@ class GymnasiumToDmEnv(dm_env.Environment):
     def checkpoint_state(self) -> dict[str, Any] | None:
         """For checkpoints, between episodes (after LAST, or before the first reset): the environment's random
         generator, which is all that decides how a gymnasium classic-control or toy-text episode
-        starts; None mid-episode, when the simulator's own state would be needed too."""
-        if not self._reset_next_step:
+        starts; None mid-episode, when the simulator's own state would be needed too, and for an
+        ALE game, whose emulator draws sticky actions from a generator of its own."""
+        if not self._reset_next_step or type(self._gym_env.unwrapped).__module__.startswith("ale_py"):
             return None
         return {"np_random": self._gym_env.unwrapped.np_random.bit_generator.state,
                 "seed_on_next_reset": self._seed_on_next_reset}

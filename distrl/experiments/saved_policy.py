@@ -2,7 +2,7 @@
 
 A run directory holds what a policy needs: ``config.json`` (agent, env,
 agent config), ``best_policy.pt`` (the actor weights of the best evaluation)
-and ``checkpoint.pt`` (the learner's final state). ``load_policy`` rebuilds
+and ``checkpoints/`` (the learner's state, newest last). ``load_policy`` rebuilds
 the agent's networks from the config and the environment's spec, loads the
 weights and wraps the agent's own greedy actor (``Builder.make_policy(...,
 evaluation=True)`` and ``make_actor``), so a loaded policy acts exactly as
@@ -34,7 +34,6 @@ from distrl.utils.seeding import derive_seed
 
 #: File names in a run directory.
 CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.pt"
 #: What ``load_policy(which=...)`` accepts: the best-evaluated weights or the final learner state.
 WHICH = ("best", "final")
 
@@ -166,11 +165,11 @@ def _learner_variables(config: ExperimentConfig, checkpoint: Mapping[str, Any]) 
 
 def load_policy(path: str | os.PathLike, which: str = "best", **experiment_fields: Any) -> SavedPolicy:
     """Loads the greedy policy of a run: ``path`` is a run directory, or a ``best_policy.pt`` /
-    ``checkpoint.pt`` file inside one.
+    checkpoint's ``learner.pt`` (``RUN_DIR/checkpoints/ckpt-N/learner.pt``) inside one.
 
     ``which`` picks ``best`` (``best_policy.pt``, the weights of the best
     evaluation; what to keep) or ``final`` (the newest intact checkpoint in
-    ``RUN_DIR/checkpoints``, or a ``checkpoint.pt``: the learner at the end)
+    ``RUN_DIR/checkpoints``: the learner at the end)
     for a run directory; a file path decides by itself.
     ``experiment_fields`` override the rebuilt experiment's fields (e.g.
     ``eval_episodes``). Raises ConfigError naming the file for a missing or
@@ -179,7 +178,7 @@ def load_policy(path: str | os.PathLike, which: str = "best", **experiment_field
     path = Path(path)
     if which not in WHICH:
         raise ConfigError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
-    if path.is_dir() and which == "final" and (path / CHECKPOINTS_DIR).is_dir():
+    if path.is_dir() and which == "final":
         from distrl.utils.checkpointing import CheckpointStore
 
         folder, _ = CheckpointStore(path / CHECKPOINTS_DIR).latest_intact()
@@ -187,12 +186,12 @@ def load_policy(path: str | os.PathLike, which: str = "best", **experiment_field
             raise ConfigError(f"{path / CHECKPOINTS_DIR} holds no intact checkpoint")
         run_dir, file = path, folder / LEARNER_FILE
     elif path.is_dir():
-        run_dir, file = path, path / (BEST_POLICY_FILE if which == "best" else CHECKPOINT_FILE)
+        run_dir, file = path, path / BEST_POLICY_FILE
     elif path.parent.parent.name == CHECKPOINTS_DIR:  # RUN_DIR/checkpoints/ckpt-N/learner.pt
         run_dir, file, which = path.parent.parent.parent, path, "final"
     else:
         run_dir, file = path.parent, path
-        which = "final" if path.name in (CHECKPOINT_FILE, LEARNER_FILE) else "best"
+        which = "final" if path.name == LEARNER_FILE else "best"
     if not file.exists():
         hint = " (no evaluation has finished yet?)" if file.name == BEST_POLICY_FILE else ""
         raise ConfigError(f"{file} not found{hint}")

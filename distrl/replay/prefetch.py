@@ -22,7 +22,7 @@ import concurrent.futures
 import threading
 import time
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -64,6 +64,14 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         within ``poll_s`` seconds (lets a runtime stop a learner that waits
         for data which will never come).
       poll_s: Seconds between checks of ``stop_event`` while waiting.
+      on_wait: Called (in the consumer's thread) every ``poll_s`` while
+        ``next()`` waits: the distributed learner writes a requested
+        checkpoint there, as a learner waiting for data is between updates
+        (``TorchLearner._update`` draws its data before changing anything).
+
+    A sample call that fails with one of the client's ``retryable_errors``
+    (``RayReplayClient``: the server died; Ray may be restarting it) is
+    asked again, within the same ``timeout``; other errors are raised.
     """
 
     def __init__(
@@ -76,6 +84,7 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         stop_event: threading.Event | None = None,
         poll_s: float = 0.1,
         batches_per_call: int = 1,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         if num_in_flight < 1:
             raise ValueError(f"num_in_flight must be >= 1, got {num_in_flight!r}")
@@ -92,6 +101,7 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         self._stop_event = stop_event
         self._poll_s = float(poll_s)
         self._batches_per_call = int(batches_per_call)
+        self._on_wait = on_wait
         self._ready: collections.deque[SampleBatch] = collections.deque()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         if not hasattr(client, "sample_async"):
@@ -102,6 +112,11 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         self._wait_s = 0.0
         self._batches = 0
         self._first_request: float | None = None
+        self._closed = False
+        self._retried = 0
+        # Errors after which a sample call is asked again (the client's, e.g. a replay server that
+        # died and that Ray restarts); any other error is raised.
+        self._retryable: tuple[type[BaseException], ...] = tuple(getattr(client, "retryable_errors", ()))
 
     def _request(self) -> None:
         if self._first_request is None:
@@ -154,10 +169,19 @@ class PrefetchingIterator(Iterator[SampleBatch]):
         """
         deadline = start + self._timeout
         while True:
-            for future in self._in_flight:
+            if self._closed:
+                raise PrefetchStopped("prefetching iterator closed while waiting for a batch")
+            for future in list(self._in_flight):
                 if future.done():
                     self._in_flight.remove(future)
-                    return future.result()
+                    error = future.exception()
+                    if error is None:
+                        return future.result()
+                    if not isinstance(error, self._retryable):
+                        raise error
+                    self._retried += 1
+                    time.sleep(self._poll_s)  # A server that stays dead fails every call at once.
+                    self._request()
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise TimeoutError(
@@ -166,9 +190,14 @@ class PrefetchingIterator(Iterator[SampleBatch]):
                 )
             if self._stop_event is not None and self._stop_event.is_set():
                 raise PrefetchStopped("prefetching iterator stopped while waiting for a batch")
+            if self._on_wait is not None:
+                self._on_wait()
+            in_flight = list(self._in_flight)
+            if not in_flight:  # Only after close() (it cleared them): nothing to wait on.
+                time.sleep(min(self._poll_s, remaining))
+                continue
             concurrent.futures.wait(
-                list(self._in_flight), timeout=min(self._poll_s, remaining),
-                return_when=concurrent.futures.FIRST_COMPLETED,
+                in_flight, timeout=min(self._poll_s, remaining), return_when=concurrent.futures.FIRST_COMPLETED,
             )
 
     def _to_device(self, data: Any) -> Any:
@@ -191,21 +220,25 @@ class PrefetchingIterator(Iterator[SampleBatch]):
 
     def stats(self) -> dict[str, float]:
         """``batches`` yielded, ``wait_s`` (seconds the consumer waited for data),
-        ``elapsed_s`` since the first request and ``wait_fraction`` = wait_s / elapsed_s."""
+        ``elapsed_s`` since the first request, ``wait_fraction`` = wait_s / elapsed_s and
+        ``retried_calls`` (sample calls asked again after a ``retryable_errors`` error)."""
         elapsed = 0.0 if self._first_request is None else time.perf_counter() - self._first_request
         return {
             "batches": float(self._batches),
             "wait_s": self._wait_s,
             "elapsed_s": elapsed,
             "wait_fraction": self._wait_s / elapsed if elapsed > 0 else 0.0,
+            "retried_calls": float(self._retried),
         }
 
     def close(self) -> None:
-        """Drops outstanding requests (their results are discarded) and stops the threads.
+        """Drops outstanding requests (their results are discarded) and stops the threads; a
+        ``next()`` waiting in another thread raises ``PrefetchStopped`` within ``poll_s``.
 
         Ray sample calls already submitted still run on the server; their
         samples count for the rate limiter like any other.
         """
+        self._closed = True
         self._in_flight.clear()
         self._ready.clear()
         if self._executor is not None:

@@ -74,6 +74,12 @@ class RayReplayClient(ReplayClient):
     ``insert`` or ``flush``; an ``insert`` that raises has not taken its batch
     (batches buffered before it stay buffered).
 
+    A call the server dies with (``ray.exceptions.RayActorError``) is
+    dropped and counted (``lost_calls``), not raised: when Ray restarts the
+    server (``replay_max_restarts``) the client carries on with it, and the
+    lost window is what the restored table lacks; when the server stays
+    dead, the driver ends the run.
+
     ``update_priorities`` does not wait either, bounded by k the same way
     (never merged). ``sample``, ``can_sample`` and ``info`` are blocking
     remote calls.
@@ -89,6 +95,9 @@ class RayReplayClient(ReplayClient):
         insert finding k outstanding waits for the oldest, as without
         coalescing).
     """
+
+    #: Sample-call errors a ``PrefetchingIterator`` retries: the server died (Ray may restart it).
+    retryable_errors = (ray.exceptions.RayActorError,)
 
     def __init__(
         self,
@@ -127,6 +136,7 @@ class RayReplayClient(ReplayClient):
         self._max_call_items = 0
         self._max_buffered_seen = 0
         self._max_in_flight_seen = 0
+        self._lost_calls = 0
 
     @property
     def table(self) -> str:
@@ -164,7 +174,8 @@ class RayReplayClient(ReplayClient):
         ``max_buffered_seen`` (items left buffered after an insert), the merge
         ``coalescing_limit`` (-1 while not yet asked), ``insert_wait_s``
         (seconds blocked by backpressure), ``in_flight_inserts`` now and
-        ``max_in_flight_seen`` (never above k).
+        ``max_in_flight_seen`` (never above k), ``lost_calls`` (inserts and
+        priority updates the server died with).
         """
         return {
             "insert_calls": float(self._insert_calls),
@@ -178,6 +189,7 @@ class RayReplayClient(ReplayClient):
             "insert_wait_s": self._insert_wait_s,
             "in_flight_inserts": float(len(self._inserts)),
             "max_in_flight_seen": float(self._max_in_flight_seen),
+            "lost_calls": float(self._lost_calls),
         }
 
     def _reply_timeout(self) -> float:
@@ -191,14 +203,22 @@ class RayReplayClient(ReplayClient):
         raylet (about a millisecond on a busy machine), once per insert.
         """
         while pending and pending[0].done():
-            pending.popleft().result()
+            self._settle(pending.popleft())
+
+    def _settle(self, future: concurrent.futures.Future, timeout: float | None = None) -> None:
+        """The result of a finished (or, with ``timeout``, finishing) call; a call the server
+        died with is counted in ``lost_calls`` instead of raised."""
+        try:
+            future.result(timeout=timeout)
+        except ray.exceptions.RayActorError:
+            self._lost_calls += 1
 
     def _wait_oldest(self, pending: collections.deque, what: str) -> None:
         """Blocks until the oldest call in ``pending`` finished; raises its error,
         or TimeoutError when it has not finished within the reply timeout."""
         oldest = pending[0]
         try:
-            oldest.result(timeout=self._reply_timeout())
+            self._settle(oldest, self._reply_timeout())
         except concurrent.futures.TimeoutError:
             if oldest.done():  # The call itself failed with a TimeoutError (e.g. the rate limiter's).
                 pending.popleft()

@@ -18,12 +18,18 @@ longer than the server's, so the server's clearer error arrives first.
 The client side, with bounded and merged inserts, is ``RayReplayClient``
 (``distrl.replay.ray_client``).
 
+High-frequency methods (insert, sample, info, ...) run with Ray's task
+events off: Ray otherwise keeps a record of every call in its GCS, which
+grew by tens of MB per minute in long runs.
+
 This module imports ray; the single-process mode never imports it.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -51,6 +57,12 @@ CONTROL_CONCURRENCY = 8
 DEFAULT_MAX_COALESCED_ITEMS = 256
 
 
+def replay_file_name(table: str, first: bool) -> str:
+    """A table's file in a run checkpoint folder: ``replay.pt`` for the first table (as in the
+    single-process mode), ``<table>.replay.pt`` for others."""
+    return "replay.pt" if first else f"{table}.replay.pt"
+
+
 class ReplayServer:
     """Hosts replay tables by name; the body of the replay server actor.
 
@@ -58,9 +70,21 @@ class ReplayServer:
       make_tables: Zero-argument callable returning the tables, e.g.
         ``functools.partial(builder.make_replay_tables, spec, seed)``. Tables
         hold locks and cannot be pickled, so they are built in the actor.
+      checkpoint_root: the run's checkpoint store (``RUN_DIR/checkpoints``).
+        When Ray restarts a crashed server, the new one restores its tables
+        from the newest intact checkpoint holding them (or starts empty when
+        there is none) and reports it (``restore_report``), so the actors and
+        the learner carry on without the driver.
+      restore_from: a checkpoint folder to load the tables from at the start
+        (a resumed run).
+
+    Raises ``CheckpointError`` (from ``restore_from``) naming a damaged file.
     """
 
-    def __init__(self, make_tables: Callable[[], Sequence[Table]]) -> None:
+    def __init__(
+        self, make_tables: Callable[[], Sequence[Table]], checkpoint_root: str | None = None,
+        restore_from: str | None = None,
+    ) -> None:
         tables = list(make_tables())
         if not tables:
             raise ValueError("ReplayServer needs at least one table")
@@ -69,6 +93,47 @@ class ReplayServer:
             raise ValueError(f"ReplayServer: table names must be unique, got {names}")
         self._tables = {table.name: table for table in tables}
         self._first = names[0]
+        self._report: dict[str, Any] = {"incarnation": uuid.uuid4().hex[:8], "restarted": was_restarted(),
+                                         "restored_from": None, "restored_inserts": 0, "skipped": []}
+        if restore_from is not None:
+            self._restore(Path(restore_from))
+        elif self._report["restarted"] and checkpoint_root is not None:
+            from distrl.utils.checkpointing import CheckpointStore
+
+            folder, skipped = CheckpointStore(checkpoint_root).latest_intact()
+            self._report["skipped"] = [f"{path.name}: {why}" for path, why in skipped]
+            if folder is not None and (folder / replay_file_name(self._first, True)).exists():
+                self._restore(folder)
+
+    def _restore(self, folder: Path) -> None:
+        for name, table in self._tables.items():
+            path = folder / replay_file_name(name, name == self._first)
+            if path.exists():
+                table.restore(path)
+        self._report["restored_from"] = str(folder)
+        self._report["restored_inserts"] = int(self._tables[self._first].info()["inserts"])
+
+    def restore_report(self) -> dict[str, Any]:
+        """This process's ``incarnation`` (new after each restart), whether Ray restarted it, the
+        checkpoint it restored from (None: it started empty), the inserts the restored table had
+        then, and the damaged checkpoints skipped."""
+        return dict(self._report)
+
+    @ray.method(enable_task_events=False)
+    def poll(self, table: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(info(table), restore_report())`` in one call: the driver's poll, which tells a
+        restarted server by its new ``incarnation``."""
+        return self._table(table).info(), dict(self._report)
+
+    def save_table(self, table: str, path: str) -> int:
+        """Writes ``table`` to ``path`` (``Table.save``: a consistent snapshot; inserts and samples
+        wait meanwhile); returns the file's size in bytes."""
+        self._table(table).save(path)
+        return Path(path).stat().st_size
+
+    def table_nbytes(self, table: str) -> int:
+        """Bytes ``table``'s storage holds (0 before its first insert)."""
+        return self._table(table).nbytes
 
     def _table(self, name: str) -> Table:
         try:
@@ -110,7 +175,7 @@ class ReplayServer:
             limit = min(limit, int(width / (4 * limiter.samples_per_insert)))
         return max(limit, 0)
 
-    @ray.method(concurrency_group="insert")
+    @ray.method(concurrency_group="insert", enable_task_events=False)
     def insert(
         self, table: str, items: Nest, priorities: np.ndarray | None = None, timeout: float = DEFAULT_TIMEOUT_S
     ) -> int:
@@ -119,11 +184,12 @@ class ReplayServer:
         keys = self._table(table).insert(items, priorities, timeout=timeout)
         return int(keys.shape[0])
 
-    @ray.method(concurrency_group="sample")
+    @ray.method(concurrency_group="sample", enable_task_events=False)
     def sample(self, table: str, batch_size: int, timeout: float = DEFAULT_TIMEOUT_S) -> SampleBatch:
         """Samples a batch, waiting up to ``timeout`` seconds on the rate limiter."""
         return self._table(table).sample(batch_size, timeout=timeout)
 
+    @ray.method(enable_task_events=False)
     def can_sample(self, table: str, batch_size: int) -> bool:
         """True when a sample of ``batch_size`` would not wait now."""
         return self._table(table).can_sample(batch_size)
@@ -133,10 +199,12 @@ class ReplayServer:
         learner's predecessor left them, and no one would receive their data."""
         self._table(table).cancel_sample_waits()
 
+    @ray.method(enable_task_events=False)
     def update_priorities(self, table: str, keys: np.ndarray, priorities: np.ndarray) -> None:
         """Sets priorities; keys of items already evicted are ignored."""
         self._table(table).update_priorities(keys, priorities)
 
+    @ray.method(enable_task_events=False)
     def info(self, table: str | None = None) -> dict[str, Any]:
         """``Table.info()`` of one table, or ``{name: info}`` of all when ``table`` is None.
 
@@ -160,6 +228,18 @@ class ReplayServer:
             self._tables[name].set_state(table_state)
 
 
+def was_restarted() -> bool:
+    """True in an actor process Ray restarted after a crash."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Deprecated without a replacement yet.
+            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except AssertionError:  # Not an actor process.
+        return False
+
+
 def create_replay_server(
     make_tables: Callable[[], Sequence[Table]],
     insert_concurrency: int = 16,
@@ -167,6 +247,8 @@ def create_replay_server(
     name: str | None = None,
     max_restarts: int = 0,
     num_cpus: float = 0,
+    checkpoint_root: str | None = None,
+    restore_from: str | None = None,
 ) -> "ray.actor.ActorHandle":
     """Starts a ``ReplayServer`` actor and returns its handle.
 
@@ -177,8 +259,9 @@ def create_replay_server(
         ``max_in_flight_inserts``), else later inserts queue behind them.
       sample_concurrency: Threads for samples (the learner's in-flight samples).
       name: Optional Ray actor name.
-      max_restarts: Ray restarts after a crash (0: none; a restarted server
-        starts empty).
+      max_restarts: Ray restarts after a crash (0: none); a restarted server
+        restores from ``checkpoint_root`` when it can (``ReplayServer``).
+      checkpoint_root, restore_from: See ``ReplayServer``.
       num_cpus: CPUs reserved for scheduling; 0 because the server mostly waits.
     """
     if insert_concurrency < 1 or sample_concurrency < 1:
@@ -195,4 +278,4 @@ def create_replay_server(
     }
     if name is not None:
         options["name"] = name
-    return actor_class.options(**options).remote(make_tables)
+    return actor_class.options(**options).remote(make_tables, checkpoint_root, restore_from)

@@ -18,6 +18,7 @@ import threading
 from typing import Iterator
 
 _requested: list[int] = []
+_active_handler: list = []  # The handler of the graceful_stop block in effect, if any.
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -60,9 +61,22 @@ def graceful_stop() -> Iterator[None]:
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
     _requested.clear()
+    _active_handler[:] = [handle]
     try:
         yield
     finally:
+        _active_handler.clear()
         for number, handler in previous.items():
             signal.signal(number, handler)
         _requested.clear()
+
+
+def reclaim_signals() -> None:
+    """Installs the ``graceful_stop`` handlers again, when a block is active (main thread only).
+
+    ``ray.init`` installs its own SIGTERM handler in the driver (it exits
+    with status 15 at once); the distributed runtime calls this after it.
+    """
+    if _active_handler and threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _active_handler[0])

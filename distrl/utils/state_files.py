@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ def encode(value: Any) -> Any:
             raise StateFileError(f"cannot save an object array (shape {value.shape})")
         array = value if value.flags.c_contiguous else np.ascontiguousarray(value)
         if array.dtype == np.bool_ or array.dtype.kind in "iuf":
-            return {_ARRAY: torch.from_numpy(array), "dtype": array.dtype.str}
+            with warnings.catch_warnings():
+                # A read-only array (e.g. replay storage shared for saving) is only read here.
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                return {_ARRAY: torch.from_numpy(array), "dtype": array.dtype.str}
         raise StateFileError(f"cannot save an array of dtype {array.dtype}")
     if isinstance(value, np.generic):
         return {_SCALAR: value.item(), "dtype": value.dtype.str}

@@ -72,6 +72,7 @@ class WeightStore:
         self._publisher = publisher
         return self._version
 
+    @ray.method(enable_task_events=False)  # Called tens of times a second: Ray would record each in its GCS.
     async def publish(self, version: int, refs: list, publisher: str | None = None) -> bool:
         """Stores ``refs`` (a one-element list holding the ObjectRef of the
         params) as ``version``; returns False and keeps the current one when
@@ -87,10 +88,12 @@ class WeightStore:
         published.set()
         return True
 
+    @ray.method(enable_task_events=False)
     async def latest(self) -> tuple[int, list | None]:
         """``(version, [ref])`` of the latest version; ``(-1, None)`` before the first publish."""
         return self._version, self._refs
 
+    @ray.method(enable_task_events=False)
     async def wait_for_version(self, min_version: int, timeout: float) -> tuple[int, list | None]:
         """``latest()`` as soon as its version is at least ``min_version``, or
         after ``timeout`` seconds whatever it is (the caller checks)."""

@@ -102,8 +102,10 @@ cmd_start() {
         [ "$head_cpus" -ge 1 ] || head_cpus=1
     fi
     local temp_dir="$dir/ray"
-    # Ray keeps Unix sockets under $temp_dir/session_<date>_<pid>/sockets/; their paths must stay below 107 bytes.
-    [ "${#temp_dir}" -le 48 ] || die "cluster directory path too long for Ray's sockets: $dir (use mktemp -d /tmp/distrl-ray.XXXXXX)"
+    # Ray keeps Unix sockets under $temp_dir/session_<date>_<pid>/sockets/; the longest must fit in 107 bytes.
+    local socket_problem
+    socket_problem="$(python "$helpers" socket-check --temp-dir "$temp_dir" 2>&1 >/dev/null)" \
+        || die "$socket_problem (choose a shorter DISTRL_RAY_TMP, e.g. /tmp)"
     [ ! -e "$dir/$marker" ] || die "$dir already holds a cluster; stop it first"
 
     chmod 700 "$dir"

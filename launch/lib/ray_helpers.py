@@ -7,6 +7,7 @@ Run with the Python that has Ray installed (psutil comes with Ray):
     python launch/lib/ray_helpers.py runtime-env [--working-dir DIR] [--pip-from PYPROJECT] [--image IMAGE] ...
     python launch/lib/ray_helpers.py job-status --address URL --job-id ID [--wait]
     python launch/lib/ray_helpers.py wait-nodes --address URL --count N
+    python launch/lib/ray_helpers.py socket-check --temp-dir DIR
 
 ``stop-scoped`` is the targeted replacement for ``ray stop``, which
 terminates every Ray process of the user on the machine (it matches process
@@ -242,6 +243,45 @@ def wait_nodes(address: str, count: int, timeout_s: float) -> int:
         time.sleep(0.5)
 
 
+# ---------------------------------------------------------------- socket-check
+
+#: AF_UNIX path limit Ray checks (``ray._private.utils.validate_socket_filepath``): sun_path less the NUL.
+UNIX_SOCKET_MAX_BYTES = 107
+#: ``session_`` + Ray's ``%Y-%m-%d_%H-%M-%S_%f`` timestamp + ``_``; the head's pid follows.
+SESSION_PREFIX_BYTES = len("session_") + len("2026-11-29_15-55-48_809123") + 1
+
+
+def longest_socket_name() -> str:
+    """The longest socket file name a Ray head node makes under ``<session>/sockets/``: the
+    dashboard's ``dash_<module>`` for each of its subprocess modules, ``plasma_store``, ``raylet``.
+    The module list is Ray's own (it grew to ``TaskEventsHead`` in Ray 2.5x)."""
+    import logging
+
+    names = ["plasma_store", "raylet"]
+    logging.disable(logging.INFO)  # The module scan logs at INFO; this helper's output is its answer.
+    try:
+        from ray.dashboard import utils as dashboard_utils
+        from ray.dashboard.subprocesses.module import SubprocessModule
+
+        names += ["dash_" + cls.__name__ for cls in dashboard_utils.get_all_modules(SubprocessModule)]
+    except Exception:  # noqa: BLE001 - an older or newer Ray layout: fall back to the longest known.
+        names.append("dash_TaskEventsHead")
+    finally:
+        logging.disable(logging.NOTSET)
+    return max(names, key=len)
+
+
+def longest_socket_path(temp_dir: str) -> str:
+    """The longest socket path Ray may create below ``temp_dir``, with the largest pid this
+    kernel hands out (``/proc/sys/kernel/pid_max``)."""
+    try:
+        pid_digits = len(Path("/proc/sys/kernel/pid_max").read_text().strip())
+    except OSError:
+        pid_digits = 7  # Linux's maximum pid_max, 4194304.
+    session = "s" * SESSION_PREFIX_BYTES + "9" * pid_digits
+    return os.path.join(os.path.abspath(temp_dir), session, "sockets", longest_socket_name())
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,8 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout-s", type=float, default=60.0)
 
+    p = sub.add_parser("socket-check", help="fail when Ray's socket paths below a temp dir would be too long")
+    p.add_argument("--temp-dir", required=True)
+
     args = parser.parse_args(argv)
-    if args.command == "free-ports":
+    if args.command == "socket-check":
+        path = longest_socket_path(args.temp_dir)
+        size = len(path.encode())
+        limit = UNIX_SOCKET_MAX_BYTES - (4 if sys.platform == "darwin" else 0)
+        if size > limit:
+            print(f"Ray's temp dir {args.temp_dir} ({len(args.temp_dir)} characters) is too long: its longest "
+                  f"Unix socket path would be {size} bytes ({path.replace(os.path.abspath(args.temp_dir), '<temp dir>')}), "
+                  f"over the {limit}-byte limit; the temp dir may have at most "
+                  f"{limit - (size - len(os.path.abspath(args.temp_dir).encode()))} characters", file=sys.stderr)
+            return 1
+        print(size)
+    elif args.command == "free-ports":
         print(" ".join(str(port) for port in free_ports(args.count)))
     elif args.command == "stop-scoped":
         sids = set(args.sid)

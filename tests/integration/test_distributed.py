@@ -15,12 +15,19 @@ ray = pytest.importorskip("ray")
 from distrl.agents.dqn.actor import apex_epsilon  # noqa: E402
 from distrl.experiments import make_experiment_config  # noqa: E402
 from distrl.experiments.distributed import DistributedConfig, run_distributed  # noqa: E402
-from distrl.utils.checkpointing import load_checkpoint  # noqa: E402
+from distrl.utils.checkpointing import CheckpointStore, load_checkpoint  # noqa: E402
 from distrl.utils.config import ConfigError  # noqa: E402
 
 # samples_per_insert 8 (not 32): a quarter of the learner work per env step,
 # so the run is short while the rate limiter still paces the actors.
 SMALL_DQN = ["min_replay_size=200", "batch_size=32", "hidden_sizes=32,32", "samples_per_insert=8"]
+
+
+def newest_learner_checkpoint(run_dir: Path) -> dict:
+    """``learner.pt`` of the newest intact checkpoint of a run."""
+    folder, _ = CheckpointStore(Path(run_dir) / "checkpoints").latest_intact()
+    assert folder is not None, f"no intact checkpoint in {run_dir}"
+    return load_checkpoint(folder / "learner.pt")
 KILL_AT_ENV_STEPS = 300
 
 
@@ -37,7 +44,7 @@ def test_apex_epsilons():
     "field, value",
     [("num_actors", 0), ("learner_device", "tpu"), ("max_restarts", -2), ("publish_period", 0),
      ("prefetch", 0), ("time_budget_s", 0.0), ("num_cpus", 0), ("poll_interval_s", 0),
-     ("learner_max_restarts", -1), ("learner_checkpoint_period_s", 0.0)],
+     ("learner_max_restarts", -1), ("replay_max_restarts", -1), ("max_env_failures", 1.5)],
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"DistributedConfig.{field} must"):
@@ -104,7 +111,7 @@ def test_dqn_cartpole_run_survives_a_killed_actor(ray_session, tmp_path):
     assert replay["inserts"] > 0 and replay["size"] + replay["evictions"] == replay["inserts"]
     run_dir = Path(summary["run_dir"])
     assert json.loads((run_dir / "summary.json").read_text())["mode"] == "local"
-    assert (run_dir / "checkpoint.pt").exists()
+    assert newest_learner_checkpoint(run_dir)["learner"]["steps"] == summary["learner_steps"]
     with open(run_dir / "metrics.csv") as f:
         metrics = {row["metric"] for row in csv.DictReader(f)}
     assert {"charts/episodic_return", "losses/td_loss", "eval/episodic_return",
@@ -116,8 +123,8 @@ def test_dqn_cartpole_run_survives_a_killed_actor(ray_session, tmp_path):
     [("dqn", SMALL_DQN, 20_000), ("a2c", ["hidden_sizes=32,32"], 60_000)],
 )
 def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, max_env_steps):
-    """The learner process is killed once it has written a checkpoint and
-    stepped 200 times; Ray restarts it, it restores the checkpoint, and the
+    """The learner process is killed once the driver has had it write a
+    checkpoint (every second here) and it stepped 200 times; Ray restarts it, it restores the checkpoint, and the
     run goes on. The run ends (``on_poll``) once the new learner has stepped
     200 more times, or at the env-step budget, which fails the test.
     Synchronous A2C is the strict case: its actors wait for every version,
@@ -126,7 +133,7 @@ def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, 
     """
     config = make_experiment_config(
         agent, "gym:CartPole-v1", seed=0, max_env_steps=max_env_steps, agent_overrides=overrides,
-        eval_every=100_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+        eval_every=100_000, eval_episodes=1, run_dir=str(tmp_path), progress=False, checkpoint_every_s=1.0,
     )
     killed: dict = {}
 
@@ -136,15 +143,15 @@ def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, 
             if stats.get("checkpoints", 0) >= 1 and state.learner_steps >= 200:
                 killed.update(stats)
                 # Checkpoints only move forward: the one restored is at least this one.
-                (checkpoint,) = tmp_path.glob("*/checkpoint.pt")
-                killed["checkpoint_steps"] = int(load_checkpoint(checkpoint)["learner"]["steps"])
+                (run_dir,) = tmp_path.iterdir()
+                killed["checkpoint_steps"] = int(newest_learner_checkpoint(run_dir)["learner"]["steps"])
                 ray.kill(state.learner, no_restart=False)
             return False
         return stats.get("incarnation") not in (None, killed["incarnation"]) and (
             state.learner_steps >= killed["published_version"] + 200
         )
 
-    dist = DistributedConfig(num_actors=1, poll_interval_s=0.25, learner_checkpoint_period_s=1.0)
+    dist = DistributedConfig(num_actors=1, poll_interval_s=0.25)
     summary = run_distributed(config, dist, on_poll=on_poll)
     figures = summary["distributed"]
     assert killed and summary["env_steps"] < max_env_steps
@@ -159,7 +166,7 @@ def test_run_survives_a_killed_learner(ray_session, tmp_path, agent, overrides, 
     assert figures["actor_policy_versions"][0] > killed["published_version"]
     replay = summary["replay"]
     assert replay["size"] + replay["evictions"] + replay["removals"] == replay["inserts"]
-    final = load_checkpoint(Path(summary["run_dir"]) / "checkpoint.pt")
+    final = newest_learner_checkpoint(Path(summary["run_dir"]))
     assert int(final["learner"]["steps"]) == summary["learner_steps"] > killed["published_version"]
 
 
@@ -225,7 +232,7 @@ def test_short_distributed_run_for_each_agent(ray_session, tmp_path, agent, env,
     assert summary["env_steps"] >= 2_000 and summary["learner_steps"] > 0
     assert summary["final_eval_return"] is not None
     assert dist["actor_version_regressions"] == 0 and dist["published_version"] > 0
-    assert (Path(summary["run_dir"]) / "checkpoint.pt").exists()
+    assert newest_learner_checkpoint(Path(summary["run_dir"]))["learner"]["steps"] == summary["learner_steps"]
     best = load_checkpoint(Path(summary["run_dir"]) / "best_policy.pt")
     assert best["eval_return_mean"] == summary["best_eval_return"] >= summary["final_eval_return"]
     assert 0 <= best["version"] <= dist["published_version"]
@@ -344,3 +351,59 @@ def test_time_budget_bounds_the_final_evaluation(ray_session, tmp_path):
     assert time.monotonic() - start < 8.0 + 5.0 + 25.0  # budget + final evaluation allowance + start and stop
     assert summary["end_reason"] == "time_budget" and summary["status"] == "completed"
     assert summary["evaluations"]  # the final evaluation ran, cut if the policy never reaches the goal
+
+
+def _http_status(host: str, port: int) -> int | None:
+    """The HTTP status a plain GET / gets (no token), None when the port does not speak HTTP."""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=3)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status
+    except (http.client.HTTPException, OSError):
+        return None
+    finally:
+        connection.close()
+
+
+def test_local_mode_leaves_no_http_endpoint_that_answers_without_the_token(tmp_path):
+    """The issue found three Prometheus endpoints of a local run answering anyone on 0.0.0.0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distrl", "train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local",
+         "--num-actors", "1", "--max-env-steps", "1000000", "--no-progress", "--checkpoint-every-s", "1",
+         "--run-dir", str(tmp_path), *[a for s in SMALL_DQN for a in ("--set", s)]],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not list(tmp_path.glob("*/checkpoints/ckpt-*")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert list(tmp_path.glob("*/checkpoints/ckpt-*")), "the local run did not get going"
+        listening = set()
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                connections = child.net_connections(kind="tcp")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            listening |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+        assert listening
+        answered = {}
+        for ip, port in sorted(listening):
+            host = "127.0.0.1" if ip in ("0.0.0.0", "::", "") else ip
+            status = _http_status(host, port)
+            if status is not None and status not in (401, 403):
+                answered[f"{ip}:{port}"] = status
+        assert not answered, f"HTTP endpoints answering without the token: {answered}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)

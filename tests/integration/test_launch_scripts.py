@@ -10,6 +10,7 @@ its cluster is left.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import importlib.util
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ SMALL_RUN = [
     "--set", "min_replay_size=200", "--set", "batch_size=32", "--set", "hidden_sizes=32,32",
     "--set", "samples_per_insert=8",
 ]
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt")
+RUN_FILES = ("config.json", "metrics.csv", "summary.json")
 
 
 def script_env(**extra: str) -> dict[str, str]:
@@ -106,6 +108,7 @@ def check_run_dir(run_root: Path) -> dict:
     assert len(run_dirs) == 1, run_dirs
     for name in RUN_FILES:
         assert (run_dirs[0] / name).is_file(), name
+    assert list((run_dirs[0] / "checkpoints").glob("ckpt-*/manifest.json")), "no sealed checkpoint"
     with open(run_dirs[0] / "metrics.csv") as f:
         assert any(row["metric"] == "charts/episodic_return" for row in csv.DictReader(f))
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
@@ -151,27 +154,51 @@ def private_cluster(workers: int = 0):
 # ------------------------------------------------------------------ local_cluster.sh
 
 @pytest.mark.ray
-def test_local_cluster_runs_the_job_and_stops_only_its_cluster(tmp_path):
-    run_root = tmp_path / "runs"
-    result = run_script([str(LOCAL_CLUSTER), "--workers", "1", "--", *SMALL_RUN, "--run-dir", str(run_root)],
-                        env=script_env(), timeout=240)
-    out = result.stdout
-    cluster_dir = re.search(r"private Ray directory: (\S+)", out)
-    sessions = re.search(r"sessions ([\d ]+)", out)
-    assert cluster_dir and sessions, out[-4000:]
-    cluster_dir, sids = cluster_dir.group(1), {int(s) for s in sessions.group(1).split()}
+def test_two_local_clusters_side_by_side_each_run_their_job_and_stop_only_their_cluster(tmp_path):
+    """One with a worker node, one head-only, started together: both jobs succeed and each script
+    stops exactly its own cluster's processes."""
+    roots = [tmp_path / "runs-a", tmp_path / "runs-b"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(
+            lambda job: run_script([str(LOCAL_CLUSTER), "--workers", str(job[0]), "--", *SMALL_RUN,
+                                    "--run-dir", str(job[1])], env=script_env(), timeout=300),
+            [(1, roots[0]), (0, roots[1])],
+        ))
+    for workers, run_root, result in zip((1, 0), roots, results):
+        out = result.stdout
+        cluster_dir = re.search(r"private Ray directory: (\S+)", out)
+        sessions = re.search(r"sessions ([\d ]+)", out)
+        assert cluster_dir and sessions, out[-4000:]
+        cluster_dir, sids = cluster_dir.group(1), {int(s) for s in sessions.group(1).split()}
+        try:
+            assert result.returncode == 0, out[-4000:]
+            assert len(sids) == workers + 1  # the head and each worker node, each in its own session
+            assert f"cluster up: {workers + 1} node(s)" in out
+            assert "SUCCEEDED" in out
+            summary = check_run_dir(run_root)
+            assert f"local_cluster: run directory: {summary['run_dir']}" in out
+            assert not Path(cluster_dir).exists()
+            assert leftover_processes(cluster_dir, sids) == []
+        finally:
+            if Path(cluster_dir, ".distrl-ray-cluster").exists():  # the script's own cleanup failed
+                subprocess.run(["bash", str(RAY_CLUSTER), "stop", cluster_dir], env=script_env(), timeout=180)
+
+
+def test_local_cluster_refuses_a_temp_root_too_long_for_rays_sockets_before_starting_ray(tmp_path):
+    """A 22-character DISTRL_RAY_TMP made Ray's dashboard socket path 109 bytes (limit 107) and the
+    head failed to start; now the script stops at once, naming the limit."""
+    long_root = Path("/tmp") / ("r" * 30)
+    long_root.mkdir(exist_ok=True)
     try:
-        assert result.returncode == 0, out[-4000:]
-        assert len(sids) == 2  # the head and one worker node, each in its own session
-        assert "cluster up: 2 node(s)" in out
-        assert "SUCCEEDED" in out
-        summary = check_run_dir(run_root)
-        assert f"local_cluster: run directory: {summary['run_dir']}" in out
-        assert not Path(cluster_dir).exists()
-        assert leftover_processes(cluster_dir, sids) == []
+        started = time.monotonic()
+        result = run_script([str(LOCAL_CLUSTER), "--", *SMALL_RUN, "--run-dir", str(tmp_path / "runs")],
+                            env=script_env(DISTRL_RAY_TMP=str(long_root)), timeout=120)
+        assert result.returncode != 0
+        assert "107-byte limit" in result.stdout and "DISTRL_RAY_TMP" in result.stdout, result.stdout[-3000:]
+        assert "starting the head node" not in result.stdout
+        assert time.monotonic() - started < 60
     finally:
-        if Path(cluster_dir, ".distrl-ray-cluster").exists():  # the script's own cleanup failed
-            subprocess.run(["bash", str(RAY_CLUSTER), "stop", cluster_dir], env=script_env(), timeout=180)
+        shutil.rmtree(long_root, ignore_errors=True)
 
 
 def test_local_cluster_rejects_mode_and_address():

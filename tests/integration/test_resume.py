@@ -144,3 +144,55 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(run_
 
     weights = load_checkpoint(folder / "learner.pt")["learner"]["q_network"]
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def _run_processes(root_pid: int) -> list:
+    """The processes below ``root_pid`` (its Ray services and workers), as psutil objects."""
+    psutil = pytest.importorskip("psutil")
+    try:
+        return psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+LOCAL_DQN = ["--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local", "--num-actors", "1",
+             "--max-env-steps", "200000", "--eval-every", "200000", "--eval-episodes", "1", "--no-progress",
+             "--checkpoint-every-s", "2", "--set", "min_replay_size=200", "--set", "batch_size=32",
+             "--set", "hidden_sizes=32,32", "--set", "samples_per_insert=8"]
+
+
+def test_local_run_stopped_by_sigterm_leaves_no_ray_process_and_resumes_with_versions_going_on(run_cli, tmp_path):
+    """SIGTERM: a final checkpoint, a summary marked interrupted, exit 143, no process of the run's Ray
+    left; ``--resume`` continues the env-step count and the weight versions (never going back)."""
+    psutil = pytest.importorskip("psutil")
+    process = _start(tmp_path, "runs", *LOCAL_DQN)
+    run_dir = _wait_for_checkpoint(tmp_path, "runs", timeout=180)
+    time.sleep(3)  # A few more polls and checkpoints.
+    children = _run_processes(process.pid)
+    assert children, "the local run started no Ray processes"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 143, stderr[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.cmdline()[:2] for p in alive]
+    stopped = json.loads((run_dir / "summary.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["end_reason"] == "signal"
+    assert stopped["learner_steps"] > 0 and stopped["distributed"]["published_version"] > 0
+
+    resumed = run_cli("train", "--resume", str(run_dir), "--max-env-steps", str(stopped["env_steps"] + 3000),
+                      timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["mode"] == "local"
+    assert summary["resumed_from_env_steps"] == stopped["env_steps"]
+    assert summary["env_steps"] >= stopped["env_steps"] + 3000
+    figures = summary["distributed"]
+    # The learner restored the final checkpoint: its step count (the weight version) went on from there.
+    assert figures["learner_restored_from_steps"] == stopped["learner_steps"]
+    assert summary["learner_steps"] > stopped["learner_steps"]
+    assert figures["published_version"] > stopped["distributed"]["published_version"]
+    assert min(figures["actor_policy_versions"]) > stopped["distributed"]["published_version"]
+    assert figures["actor_version_regressions"] == 0
+    with open(run_dir / "metrics.csv") as f:
+        steps = [int(row["env_steps"]) for row in csv.DictReader(f) if row["metric"] == "charts/episodic_return"]
+    assert steps[-1] > stopped["env_steps"] and max(steps[:len(steps) // 2]) <= stopped["env_steps"]

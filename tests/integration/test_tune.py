@@ -49,7 +49,7 @@ def run_files(result) -> tuple[dict, list[dict]]:
         summary = json.load(f)
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert (run_dir / "checkpoint.pt").is_file()
+    assert list((run_dir / "checkpoints").glob("ckpt-*/manifest.json")), "no sealed checkpoint"
     return summary, rows
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import dm_env
 import numpy as np
+import pytest
 
 from distrl.core import Actor, BatchedActor
-from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
+from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop, raised_by_environment
 from distrl.envs.fakes import FakeEnvironment
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import BufferLogger
@@ -214,3 +215,47 @@ def test_vector_loop_reports_each_environments_score_before_its_reset():
     results = loop.run(num_steps=16)  # 8 vector steps: env 0 ends at 3 and 6, env 1 at 4 and 8.
     assert [r["episode_return"] for r in results] == [600.0, 10.0, 600.0, 10.0]
     assert [row[0]["charts/episodic_return"] for row in logger.drain()] == [600.0, 10.0, 600.0, 10.0]
+
+
+class _BrokenEnvironment(FakeEnvironment):
+    """Raises on its ``fail_at``-th step (or on reset when ``fail_at`` is 0)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__(5)
+        self.fail_at, self.steps = fail_at, 0
+
+    def reset(self) -> dm_env.TimeStep:
+        if self.fail_at == 0:
+            raise OSError("simulator did not start")
+        return super().reset()
+
+    def step(self, action: Any) -> dm_env.TimeStep:
+        self.steps += 1
+        if self.steps == self.fail_at:
+            raise RuntimeError("simulator crashed")
+        return super().step(action)
+
+
+def test_an_environments_own_exception_is_marked_and_says_where_it_came_from():
+    """The distributed runtime rebuilds an environment for these (raised_by_environment) and ends
+    the run for anything else, e.g. an actor's own bug."""
+    loop = EnvironmentLoop(_BrokenEnvironment(fail_at=2), RecordingActor())
+    with pytest.raises(RuntimeError, match="simulator crashed") as step_error:
+        loop.run_episode()
+    assert raised_by_environment(step_error.value)
+    assert any("raised by step 2 of an episode" in note for note in step_error.value.__notes__)
+    with pytest.raises(OSError) as reset_error:
+        EnvironmentLoop(_BrokenEnvironment(fail_at=0), RecordingActor()).run_episode()
+    assert raised_by_environment(reset_error.value)
+    vector = VectorEnvironmentLoop([FakeEnvironment(5), _BrokenEnvironment(fail_at=1)], RecordingBatchedActor())
+    with pytest.raises(RuntimeError) as vector_error:
+        vector.run(num_steps=4)
+    assert raised_by_environment(vector_error.value)
+
+    class ActorBug(RecordingActor):
+        def select_action(self, observation: Any) -> Any:
+            raise ValueError("actor bug")
+
+    with pytest.raises(ValueError) as actor_error:
+        EnvironmentLoop(FakeEnvironment(3), ActorBug()).run_episode()
+    assert not raised_by_environment(actor_error.value)

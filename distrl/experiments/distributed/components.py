@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from distrl.experiments.checkpoints import CHECKPOINTS_DIR
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.env_actor import EnvActorWorker
@@ -52,11 +53,14 @@ class RunComponents:
     @classmethod
     def start(
         cls, config: ExperimentConfig, dist: DistributedConfig, spec: EnvironmentSpec, device: str, run_dir: Path,
-        handles: list,
+        handles: list, restore_from: Path | None = None, policy_states: list | None = None,
     ) -> "RunComponents":
         """Creates and starts every actor (see the module docstring), the learner on ``device``
-        (``cuda`` or ``cpu``, from ``resolve_learner_device``); the learner's checkpoint goes to
-        ``run_dir/checkpoint.pt``."""
+        (``cuda`` or ``cpu``, from ``resolve_learner_device``). The learner and the replay server
+        know the run's checkpoint store (``RUN_DIR/checkpoints``), which they restore from when
+        Ray restarts them; ``restore_from`` (a resumed run) is the checkpoint folder both start
+        from, and ``policy_states`` (one per actor, or None) the actors' exploration states then
+        (e.g. where DQN's epsilon schedule was)."""
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
         config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
@@ -70,11 +74,16 @@ class RunComponents:
         )
         run_id = uuid.uuid4().hex[:12]
         server_name, store_name = f"distrl-{run_id}-replay", f"distrl-{run_id}-weights"
+        checkpoint_root = str((run_dir / CHECKPOINTS_DIR).resolve())
+        restore = None if restore_from is None else str(restore_from.resolve())
         server = create_replay_server(
             make_tables,
             insert_concurrency=num_actors * dist.max_in_flight_inserts + 2,
             sample_concurrency=dist.prefetch + 2,
             name=server_name,
+            max_restarts=dist.replay_max_restarts,
+            checkpoint_root=checkpoint_root,
+            restore_from=restore,
         )
         handles.append(server)
         store = create_weight_store(name=store_name)
@@ -90,8 +99,7 @@ class RunComponents:
         is_queue = ray.get(server.is_queue.remote(table), timeout=dist.wait_timeout_s)
         sampling = SamplingPlan.of(config.builder, dist, is_queue)
         learner = ray.remote(LearnerWorker).options(**learner_options).remote(
-            remote_config, spec, server_name, table, store_name, device, dist, sampling,
-            str((run_dir / "checkpoint.pt").resolve()),
+            remote_config, spec, server_name, table, store_name, device, dist, sampling, checkpoint_root, restore,
         )
         handles.append(learner)
         actor_class = ray.remote(EnvActorWorker).options(
@@ -99,7 +107,12 @@ class RunComponents:
         )
         actors = []
         for index in range(num_actors):
-            handle = actor_class.remote(remote_config, spec, index, num_actors, server_name, table, store_name, dist)
+            policy_state = None
+            if policy_states is not None and len(policy_states) == num_actors:
+                policy_state = policy_states[index]
+            handle = actor_class.remote(
+                remote_config, spec, index, num_actors, server_name, table, store_name, dist, policy_state,
+            )
             actors.append(handle)
             handles.append(handle)
         ray.get(learner.start.remote(), timeout=dist.wait_timeout_s)

@@ -33,10 +33,12 @@ class DistributedConfig:
     """Ray restarts of a crashed environment actor; -1: unlimited, 0: none."""
     learner_max_restarts: int = 3
     """Ray restarts of a crashed learner process (it resumes from its last checkpoint); 0: none."""
-    learner_checkpoint_period_s: float | None = 60.0
-    """Seconds between the learner's own checkpoints (``checkpoint.pt`` in the run directory,
-    written atomically by the learner thread) that a restarted learner resumes from;
-    None: only the final one, and a restarted learner starts afresh."""
+    replay_max_restarts: int = 3
+    """Ray restarts of a crashed replay server (it restores the newest replay checkpoint, or starts
+    empty, and actors and learner carry on); 0: none, the run ends at once naming this option."""
+    max_env_failures: int = 10
+    """Environment failures (an exception or an invalid value from the env) one env actor survives
+    by rebuilding its environments; the next one ends the run with the error."""
     publish_period: int | None = None
     """Learner steps between weight publishes (one ray.put each); None: 10, or 1 for a
     synchronous agent (A2C by default), whose actors wait for every version."""
@@ -72,8 +74,10 @@ class DistributedConfig:
                 self.max_restarts, "be an integer >= -1")
         require(isinstance(self.learner_max_restarts, int) and self.learner_max_restarts >= 0, owner,
                 "learner_max_restarts", self.learner_max_restarts, "be an integer >= 0")
-        require(self.learner_checkpoint_period_s is None or _finite_positive(self.learner_checkpoint_period_s), owner,
-                "learner_checkpoint_period_s", self.learner_checkpoint_period_s, "be a finite number > 0 (seconds) or None")
+        for name in ("replay_max_restarts", "max_env_failures"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, owner, name, value,
+                    "be an integer >= 0")
         require(self.publish_period is None or (isinstance(self.publish_period, int) and self.publish_period >= 1),
                 owner, "publish_period", self.publish_period, "be a positive integer or None")
         for name in ("update_period", "max_in_flight_inserts", "prefetch", "sample_batches_per_call"):

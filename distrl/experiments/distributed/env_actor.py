@@ -7,6 +7,12 @@ actor) writing through a ``RayReplayClient`` (at most
 ``max_in_flight_inserts`` inserts outstanding) and pulling weights through a
 ``RayVariableSource`` every ``update_period`` env steps. It then acts in a
 background thread until ``stop()``.
+
+An exception from an environment (``raised_by_environment``: its reset or
+step raised, or returned a value ``ValidatingWrapper`` refuses) does not end
+the actor: it closes and rebuilds its environments from a fresh seed stream
+and carries on, up to ``max_env_failures`` times; the next failure is
+reported to the driver, which ends the run with it. ``stats()`` counts them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import ray
 import torch
 
 from distrl.core import Actor, BatchedActor
-from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop
+from distrl.environment_loop import EnvironmentLoop, VectorEnvironmentLoop, raised_by_environment
 from distrl.experiments.config import ExperimentConfig
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.ray_setup import was_restarted
@@ -63,6 +69,7 @@ class EnvActorWorker:
         table: str,
         store_name: str,
         dist: DistributedConfig,
+        policy_state: Mapping[str, Any] | None = None,
     ) -> None:
         self.index = index
         self.incarnation = uuid.uuid4().hex
@@ -70,12 +77,7 @@ class EnvActorWorker:
         seed_everything(derive_seed(seed, "actor", index))
         torch.set_num_threads(config.torch_threads)
         builder = config.builder
-        num_envs = builder.envs_per_actor
-        if num_envs == 1:
-            env_seeds = [derive_seed(seed, "env", index)]
-        else:
-            env_seeds = [derive_seed(seed, "env", index, j) for j in range(num_envs)]
-        environments = [config.environment_factory(s) for s in env_seeds]
+        self._config, self._seed = config, seed
         networks = config.network_factory(spec)
         server, store = ray.get_actor(server_name), ray.get_actor(store_name)
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
@@ -84,29 +86,65 @@ class EnvActorWorker:
         self._policy = builder.make_policy(
             networks, evaluation=False, seed=derive_seed(seed, "policy", index), exploration=self.exploration
         )
+        if policy_state is not None:
+            self._policy.set_state(policy_state)
         self._stop = threading.Event()
         self._episodes: collections.deque[tuple[float, int, float]] = collections.deque(maxlen=10_000)
         self._counter = Counter()
-        if num_envs == 1:
+        self._max_env_failures = dist.max_env_failures
+        self.env_failures: list[str] = []
+        if builder.envs_per_actor == 1:
             self._actor: Actor | BatchedActor = builder.make_actor(
                 self._policy, networks, self._source, builder.make_adder(self._client)
             )
-            self._loop: EnvironmentLoop | VectorEnvironmentLoop = EnvironmentLoop(
-                environments[0], self._actor, self._counter, on_episode_end=self._on_episode_end,
-                should_stop=self._stop.is_set,
-            )
         else:
-            adders = builder.make_adders(self._client, num_envs)
+            adders = builder.make_adders(self._client, builder.envs_per_actor)
             self._actor = builder.make_batched_actor(self._policy, networks, self._source, adders)
-            self._loop = VectorEnvironmentLoop(
-                environments, self._actor, self._counter, on_episode_end=self._on_episode_end
-            )
+        self._environments: list = []
+        self._loop = self._build_loop(0)
         self._policy_version = -1
         self._version_regressions = 0
         self._error: str | None = None
         self._start = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name=f"distrl-env-actor-{index}", daemon=True)
         self._thread.start()
+
+    def _build_loop(self, rebuilds: int) -> EnvironmentLoop | VectorEnvironmentLoop:
+        """Builds the environments (seeded ``derive_seed(seed, "env", index[, j])``; after an env
+        failure from a stream of their own) and the loop that steps them with the actor."""
+        config, index, num_envs = self._config, self.index, self._config.builder.envs_per_actor
+        stream = ("env",) if rebuilds == 0 else ("env-rebuild", rebuilds)
+        if num_envs == 1:
+            env_seeds = [derive_seed(self._seed, *stream, index)]
+        else:
+            env_seeds = [derive_seed(self._seed, *stream, index, j) for j in range(num_envs)]
+        self._environments = [config.environment_factory(s) for s in env_seeds]
+        if num_envs == 1:
+            loop: EnvironmentLoop | VectorEnvironmentLoop = EnvironmentLoop(
+                self._environments[0], self._actor, self._counter, on_episode_end=self._on_episode_end,
+                should_stop=self._stop.is_set,
+            )
+            if rebuilds:
+                loop.total_steps = self._loop.total_steps
+            return loop
+        return VectorEnvironmentLoop(self._environments, self._actor, self._counter,
+                                     on_episode_end=self._on_episode_end)
+
+    def _rebuild_after(self, error: Exception) -> None:
+        """Counts an environment failure and rebuilds the environments (their open episodes are
+        dropped: the adders start afresh at the next FIRST step); re-raises ``error`` once there
+        have been ``max_env_failures`` before it."""
+        if len(self.env_failures) >= self._max_env_failures:
+            error.add_note(f"env actor {self.index}: environment failure {len(self.env_failures) + 1}, "
+                           f"over max_env_failures={self._max_env_failures}")
+            raise error
+        self.env_failures.append(f"{type(error).__name__}: {error}"[:500])
+        for environment in self._environments:
+            try:
+                environment.close()
+            except Exception:  # noqa: BLE001 - a broken environment may not close cleanly either.
+                pass
+        self._loop = self._build_loop(len(self.env_failures))
 
     def _on_episode_end(self, result: Mapping[str, float]) -> None:
         if result["completed"]:
@@ -119,11 +157,16 @@ class EnvActorWorker:
         try:
             self._actor.update(wait=True)
             self._track_version()
-            if isinstance(self._loop, EnvironmentLoop):
-                while not self._stop.is_set():
-                    self._loop.run_episode()  # Returns early once stop() sets the flag.
-            else:
-                self._run_vector(self._loop)
+            while not self._stop.is_set():
+                try:
+                    if isinstance(self._loop, EnvironmentLoop):
+                        self._loop.run_episode()  # Returns early once stop() sets the flag.
+                    else:
+                        self._run_vector(self._loop)
+                except Exception as error:  # noqa: BLE001 - an environment's own failure is survivable.
+                    if not raised_by_environment(error):
+                        raise
+                    self._rebuild_after(error)
         except WaitInterrupted:  # stop() ended a synchronous actor's wait for the next version.
             pass
         except Exception:  # noqa: BLE001 - reported to the driver by stats().
@@ -138,8 +181,9 @@ class EnvActorWorker:
     @property
     def _env_steps(self) -> int:
         """Env steps so far: counted per step by the single-env loop, per vector step by the vector loop."""
-        if isinstance(self._loop, EnvironmentLoop):
-            return self._loop.total_steps
+        loop = self._loop
+        if isinstance(loop, EnvironmentLoop):
+            return loop.total_steps
         return int(self._counter.get("env_steps"))
 
     def _track_version(self) -> None:
@@ -148,6 +192,7 @@ class EnvActorWorker:
             self._version_regressions += 1
         self._policy_version = version
 
+    @ray.method(enable_task_events=False)
     def stats(self) -> dict[str, Any]:
         """Counters since this incarnation started; ``episodes`` are drained
         (each (return, length, env steps per second) is reported once). ``exploration`` is the
@@ -170,9 +215,13 @@ class EnvActorWorker:
             "weight_fetch_errors": self._source.fetch_errors,
             "insert_wait_s": client["insert_wait_s"],
             "max_in_flight_inserts_seen": client["max_in_flight_seen"],
+            "lost_insert_calls": int(client["lost_calls"]),
             "elapsed_s": time.perf_counter() - self._start,
             "exploration": self.exploration,
             "policy_exploration": self._policy.exploration_state(),
+            "policy_state": self._policy.get_state(),
+            "env_failures": len(self.env_failures),
+            "env_failure_causes": list(self.env_failures[-3:]),
             "running": self._thread.is_alive(),
             "error": self._error,
         }

@@ -5,13 +5,15 @@ The learner reads the replay server through a ``PrefetchingIterator``
 ``sample_batches_per_call`` batches), runs ``builder.make_learner``'s
 ``step()`` in a loop and publishes its weights every ``publish_period``
 steps (one ``ray.put`` per version, ``WeightPublisher``); it gets a GPU when
-``learner_device`` resolves to CUDA, and writes a checkpoint every
-``learner_checkpoint_period_s`` that a restarted learner resumes from.
+``learner_device`` resolves to CUDA. It writes its part of the run's
+checkpoints when the driver asks (``checkpoint``), between two steps, and a
+restarted learner resumes from the newest intact one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import traceback
@@ -30,7 +32,8 @@ from distrl.replay.prefetch import PrefetchingIterator, PrefetchStopped
 from distrl.replay.ray_client import RayReplayClient
 from distrl.replay.server import CLIENT_TIMEOUT_MARGIN_S
 from distrl.specs import EnvironmentSpec
-from distrl.utils.checkpointing import load_checkpoint, save_checkpoint
+from distrl.experiments.checkpoints import LEARNER_FILE
+from distrl.utils.checkpointing import CheckpointError, CheckpointStore, load_checkpoint, save_checkpoint
 from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import BufferLogger
@@ -74,14 +77,19 @@ class LearnerWorker:
     The constructor builds the learner and publishes version 0 (so actors
     can start acting at once); ``start()`` starts stepping; ``stop()`` ends
     the thread (a wait for data is interrupted), publishes the final version
-    and returns the final stats. Every ``learner_checkpoint_period_s`` the
-    thread writes the learner's state to ``checkpoint_path``.
+    and returns the final stats. ``checkpoint(path)`` (the driver's periodic
+    checkpoints) has the learner thread write its state between two steps.
 
-    When Ray restarts the process after a crash, the constructor restores
-    that checkpoint and starts stepping by itself. Its step count (the
-    weight version) becomes one more than the newest version in the weight
-    store, so versions still only increase and the actors load the restored
-    weights at once; the updates made after the checkpoint are lost.
+    ``checkpoint_root`` is the run's checkpoint store. When Ray restarts the
+    process after a crash, the constructor restores the newest intact
+    checkpoint there (damaged ones are skipped; with none intact it starts
+    afresh and says so in ``stats()["restore_note"]``, never failing its
+    constructor, which Ray would not retry) and starts stepping by itself.
+    ``restore_from`` (a resumed run) names the checkpoint folder to start
+    from. Either way the step count (the weight version) becomes at least
+    one more than the newest version in the weight store, so versions only
+    increase and the actors load the restored weights at once; the updates
+    made after the checkpoint are lost.
     """
 
     def __init__(
@@ -94,7 +102,8 @@ class LearnerWorker:
         device: str,
         dist: DistributedConfig,
         sampling: SamplingPlan,
-        checkpoint_path: str,
+        checkpoint_root: str,
+        restore_from: str | None = None,
     ) -> None:
         # Plain values only (the server and store are looked up by name), so that
         # Ray can rerun this constructor on a restart: it cannot be relied on to keep
@@ -113,10 +122,13 @@ class LearnerWorker:
             ray.get(server.cancel_sample_waits.remote(table), timeout=dist.wait_timeout_s)
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
         self._stop = threading.Event()
+        self._checkpoint_root = Path(checkpoint_root)
+        self._checkpoint_request: tuple[Path, threading.Event, list] | None = None
+        self._checkpoint_lock = threading.Lock()
         self._iterator = PrefetchingIterator(
             self._client, sampling.sample_size, dist.prefetch, self._device,
             timeout=dist.wait_timeout_s + CLIENT_TIMEOUT_MARGIN_S, stop_event=self._stop,
-            batches_per_call=sampling.batches_per_call,
+            batches_per_call=sampling.batches_per_call, on_wait=self._serve_checkpoint_request,
         )
         self._counter = Counter()
         self._logger = BufferLogger()
@@ -124,46 +136,99 @@ class LearnerWorker:
         self._learner = builder.make_learner(
             networks, self._iterator, self._client, self._counter, self._logger, self._device
         )
-        self._checkpoint_path = Path(checkpoint_path)
-        self._checkpoint_period_s = dist.learner_checkpoint_period_s
-        self._next_checkpoint = time.monotonic() + (self._checkpoint_period_s or 0.0)
         self.checkpoints = 0
         self.checkpoint_s = 0.0
         self.restored_from_steps: int | None = None
-        if restarted:
-            self._restore(newest_version)
+        self.restore_note: str | None = None
+        self._error: str | None = None
+        if restarted or restore_from is not None:
+            self._restore(newest_version, None if restore_from is None else Path(restore_from))
         self._publisher = WeightPublisher(
             self._learner, store, sampling.publish_period, builder.variable_names, timeout=dist.wait_timeout_s,
             publisher=self.incarnation,
         )
-        self._publisher.publish()
-        self._publisher.flush()
-        self._error: str | None = None
         self._thread: threading.Thread | None = None
         self._steady_start: tuple[float, float] | None = None  # (time, wait_s) after the first batch.
-        if restarted:
-            self.start()
+        if self._error is None:
+            self._publisher.publish()
+            self._publisher.flush()
+            if restarted:
+                self.start()
 
-    def _restore(self, newest_version: int) -> None:
-        """Loads the last checkpoint (when there is one) and moves the step
-        count past the newest published version."""
-        if self._checkpoint_path.exists():
-            state = dict(load_checkpoint(self._checkpoint_path)["learner"])
-            self.restored_from_steps = int(state["steps"])
-        else:
+    def _restore(self, newest_version: int, folder: Path | None) -> None:
+        """Loads ``folder``'s learner state, or the newest intact checkpoint's, and moves the step
+        count past the newest published version. With no checkpoint at all (a crash before the
+        first) the learner starts afresh, noted in ``restore_note``; when checkpoints exist but
+        none is intact, ``stats()`` reports the error naming them and the learner does not step,
+        so the driver ends the run at once (an exception here would kill the process for good,
+        as Ray does not retry a failed constructor, and the driver would wait for it)."""
+        notes = []
+        if folder is None:
+            folder, skipped = CheckpointStore(self._checkpoint_root).latest_intact()
+            notes += [f"skipped {path}: {why}" for path, why in skipped]
+            if folder is None and skipped:
+                self._error = ("the restarted learner found no intact checkpoint to restore: "
+                               + "; ".join(notes))
+                return
+        state = None
+        if folder is not None:
+            try:
+                state = dict(load_checkpoint(folder / LEARNER_FILE)["learner"])
+                self.restored_from_steps = int(state["steps"])
+            except (CheckpointError, OSError, KeyError) as error:
+                self._error = f"the restarted learner could not load {folder / LEARNER_FILE}: {error}"
+                return
+        if state is None:
+            notes.append("no checkpoint yet: the restarted learner starts afresh")
             state = dict(self._learner.save())
+        self.restore_note = "; ".join(notes) or None
         state["steps"] = max(int(state["steps"]), int(newest_version) + 1)
         self._learner.restore(state)
 
-    def _write_checkpoint(self) -> None:
+    def checkpoint(self, path: str, timeout: float) -> dict[str, float]:
+        """Writes the learner's state to ``path`` (the driver's checkpoint folder) between two
+        learner steps, or while the learner waits for data (at once when the thread is not stepping); returns its step count and the
+        seconds it took. Raises TimeoutError when no step boundary came within ``timeout``."""
+        if self._error is not None:
+            raise RuntimeError(f"the learner failed, so it writes no checkpoint: {self._error.strip().splitlines()[-1]}")
+        done = threading.Event()
+        result: list = []
+        with self._checkpoint_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._write_checkpoint(Path(path), result)
+                done.set()
+            else:
+                self._checkpoint_request = (Path(path), done, result)
+        if not done.wait(timeout):
+            self._checkpoint_request = None
+            raise TimeoutError(f"the learner reached no step boundary within {timeout:g} s to write {path}")
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def _write_checkpoint(self, path: Path, result: list) -> None:
         start = time.perf_counter()
-        save_checkpoint(self._checkpoint_path, {"learner": to_cpu(self._learner.save())})
+        try:
+            save_checkpoint(path, {"learner": to_cpu(self._learner.save())})
+        except BaseException as error:  # noqa: BLE001 - handed back to the caller of checkpoint().
+            result.append(error)
+            return
+        seconds = time.perf_counter() - start
         self.checkpoints += 1
-        self.checkpoint_s += time.perf_counter() - start
+        self.checkpoint_s += seconds
+        result.append({"steps": float(self._learner.steps), "seconds": seconds})
+
+    def _serve_checkpoint_request(self) -> None:
+        with self._checkpoint_lock:
+            request, self._checkpoint_request = self._checkpoint_request, None
+        if request is not None:
+            path, done, result = request
+            self._write_checkpoint(path, result)
+            done.set()
 
     def start(self) -> None:
-        """Starts the learner thread (idempotent)."""
-        if self._thread is None:
+        """Starts the learner thread (idempotent; not after a failed restore)."""
+        if self._thread is None and self._error is None:
             self._thread = threading.Thread(target=self._run, name="distrl-learner", daemon=True)
             self._thread.start()
 
@@ -175,14 +240,14 @@ class LearnerWorker:
                 if self._steady_start is None:
                     self._steady_start = (time.perf_counter(), self._iterator.wait_s)
                 publisher.after_step()
-                if self._checkpoint_period_s is not None and time.monotonic() >= self._next_checkpoint:
-                    self._write_checkpoint()
-                    self._next_checkpoint = time.monotonic() + self._checkpoint_period_s
+                if self._checkpoint_request is not None:
+                    self._serve_checkpoint_request()
         except PrefetchStopped:
             pass
         except Exception:  # noqa: BLE001 - reported to the driver by stats().
             self._error = traceback.format_exc()
 
+    @ray.method(enable_task_events=False)
     def stats(self, env_steps: int | None = None) -> dict[str, Any]:
         """Counters and drained log rows; ``env_steps`` (the run's total) keys the learner's own logs.
 
@@ -204,7 +269,9 @@ class LearnerWorker:
         return {
             "steps": self._learner.steps,
             "incarnation": self.incarnation,
+            "pid": os.getpid(),
             "restored_from_steps": self.restored_from_steps,
+            "restore_note": self.restore_note,
             "checkpoints": self.checkpoints,
             "checkpoint_s": self.checkpoint_s,
             "published_version": self._publisher.version,
@@ -224,8 +291,9 @@ class LearnerWorker:
         if self._thread is not None:
             self._thread.join(timeout)
         self._iterator.close()
-        self._publisher.publish()
-        self._publisher.flush()
+        if self._error is None:
+            self._publisher.publish()
+            self._publisher.flush()
         return self.stats()
 
     def save(self) -> Mapping[str, Any]:

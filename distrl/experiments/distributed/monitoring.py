@@ -38,6 +38,12 @@ class PollState:
     """Handle of the learner actor."""
     learner_stats: dict
     """Latest ``LearnerWorker.stats()`` (empty until the first reply)."""
+    replay_server: Any = None
+    """Handle of the replay server actor."""
+    replay_restarts: int = 0
+    """Restarts of the replay server seen so far (a new incarnation answered)."""
+    run_dir: Any = None
+    """The run directory (a ``pathlib.Path``)."""
 
 
 class ActorTracker:
@@ -92,6 +98,36 @@ def unreachable_since(
             f"{what} has been unreachable for {timeout_s:g} s ({option}={max_restarts}): {error}"
         ) from error
     return since
+
+
+class ReplayTracker:
+    """The driver's view of the replay server across restarts (``replay_max_restarts``).
+
+    ``update`` takes each ``ReplayServer.poll()`` reply; a new
+    ``incarnation`` means Ray restarted the server, and the inserts the
+    driver saw before (as of its last poll) that the restored table lacks
+    are the lost window (a lower bound: inserts after that poll are lost
+    too; the actors count the insert calls the dead server took with it).
+    """
+
+    def __init__(self) -> None:
+        self.pending: Any = None
+        self.incarnation: str | None = None
+        self.last_inserts = 0
+        self.restarts = 0
+        self.lost_inserts = 0
+        self.restored_from: list[str | None] = []
+        self.unreachable_since: float | None = None
+
+    def update(self, info: dict[str, Any], report: dict[str, Any]) -> None:
+        """Takes a poll reply: notes a restart (and the window it lost) when the incarnation changed."""
+        if self.incarnation is not None and report["incarnation"] != self.incarnation:
+            self.restarts += 1
+            self.lost_inserts += max(0, self.last_inserts - int(report.get("restored_inserts", 0)))
+            self.restored_from.append(report.get("restored_from"))
+        self.incarnation = report["incarnation"]
+        self.last_inserts = int(info.get("inserts", 0))
+        self.unreachable_since = None
 
 
 def weight_lag(trackers: Sequence[ActorTracker], learner_stats: dict[str, Any]) -> float:

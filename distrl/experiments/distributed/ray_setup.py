@@ -9,13 +9,15 @@ never does.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import ray
 
 import distrl
 from distrl.experiments.distributed.config import DistributedConfig
+from distrl.replay.server import was_restarted
+
+__all__ = ["init_ray", "resolve_learner_device", "was_restarted"]
 
 
 def init_ray(dist: DistributedConfig) -> bool:
@@ -23,7 +25,8 @@ def init_ray(dist: DistributedConfig) -> bool:
 
     A Ray already initialised in this process is reused as it is. "local"
     mode always starts a private instance (``address="local"``), never
-    attaching to a cluster that happens to run on the machine. Workers must
+    attaching to a cluster that happens to run on the machine, without the
+    dashboard and without Ray's metrics endpoint. Workers must
     import distrl: the directory holding the package is put on their
     PYTHONPATH (a checkout that is not installed works too). Raises
     ConnectionError (Ray's) when no cluster answers at ``dist.address``.
@@ -35,7 +38,12 @@ def init_ray(dist: DistributedConfig) -> bool:
     if package_root not in python_path.split(os.pathsep):
         os.environ["PYTHONPATH"] = package_root + (os.pathsep + python_path if python_path else "")
     if dist.address is None:
-        ray.init(address="local", num_cpus=dist.num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        # No dashboard, and no metrics collection: the Prometheus exporter of Ray's dashboard agent
+        # listens on every interface and answers without the cluster's token (Ray binds it to
+        # loopback only when the node's address is loopback, which ray.init does not allow). What
+        # stays open are Ray's gRPC ports and the runtime-env agent, which ask for the token.
+        ray.init(address="local", num_cpus=dist.num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                 _system_config={"enable_metrics_collection": False})
     else:
         ray.init(address=dist.address)
     return True
@@ -54,11 +62,3 @@ def resolve_learner_device(requested: str, cluster_gpus: float) -> str:
     return requested
 
 
-def was_restarted() -> bool:
-    """True in an actor process that Ray restarted (False outside an actor)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # The property is deprecated but has no replacement yet.
-            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
-    except AssertionError:  # Not an actor process (e.g. a driver running a worker in-process).
-        return False

@@ -121,3 +121,54 @@ def test_a_sample_that_times_out_server_side_raises_at_once():
         next(iterator)
     assert time.perf_counter() - start < 5
     iterator.close()
+
+
+def test_close_from_another_thread_ends_a_waiting_next_without_spinning():
+    """close() cleared the calls a waiting next() polled, which then spun a core until its timeout."""
+    iterator = PrefetchingIterator(_SlowClient(30.0), batch_size=2, num_in_flight=1, timeout=60, poll_s=0.05)
+    outcome: list = []
+
+    def consume() -> None:
+        start_cpu = time.thread_time()
+        try:
+            next(iterator)
+        except BaseException as error:  # noqa: BLE001 - what ended the wait is the result.
+            outcome.append((error, time.thread_time() - start_cpu))
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.2)
+    iterator.close()
+    thread.join(5)
+    assert not thread.is_alive(), "next() still waits after close()"
+    (error, cpu_s), = outcome
+    assert isinstance(error, PrefetchStopped)
+    assert cpu_s < 0.5  # It slept between polls instead of spinning.
+
+
+class _ServerRestartClient(_SlowClient):
+    """The first ``failures`` sample calls fail as if the server died (a retryable error)."""
+
+    class ServerDied(Exception):
+        pass
+
+    retryable_errors = (ServerDied,)
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(0.0)
+        self.failures = failures
+
+    def sample(self, batch_size: int) -> SampleBatch:
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.ServerDied("the replay server died")
+        return super().sample(batch_size)
+
+
+def test_samples_lost_with_a_dead_server_are_asked_again():
+    client = _ServerRestartClient(failures=3)
+    iterator = PrefetchingIterator(client, batch_size=2, num_in_flight=2, timeout=10, poll_s=0.01)
+    batch = next(iterator)
+    assert batch.data["x"].shape == (2, 2)
+    assert iterator.stats()["retried_calls"] == 3
+    iterator.close()
