@@ -103,7 +103,9 @@ def run(args: argparse.Namespace, train_options: Sequence[str]) -> dict:
             now = time.monotonic() - start
             for pid, (label, rss) in sample_tree(root).items():
                 entry = series.setdefault(pid, {"label": label, "t": [], "rss": []})
-                if entry["label"] in ("gone", "python", "python3") and label not in ("gone",):
+                # A Ray worker's title names the method it runs now (IDLE between calls): keep the
+                # first telling name.
+                if entry["label"] in ("gone", "python", "python3", "ray::IDLE") and label not in ("gone", "ray::IDLE"):
                     entry["label"] = label
                 entry["t"].append(now)
                 entry["rss"].append(rss)
