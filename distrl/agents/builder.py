@@ -106,6 +106,16 @@ class Builder(abc.ABC):
         every actor). The single-process mode asks for actor 0 of 1."""
         return None
 
+    def check_budget(self, max_env_steps: int) -> None:
+        """Refuses settings under which this agent cannot learn in a run of ``max_env_steps``
+        env steps (all actors together; the builder is sized by ``with_num_actors``).
+
+        The runtimes call it before training starts, so a warm-up longer than the
+        budget or a statistic over a batch of one fails at once instead of
+        running to the end without learning. Raises ``ConfigError`` naming the
+        fields; the default accepts every budget.
+        """
+
     def with_num_actors(self, num_actors: int) -> "Builder":
         """This builder for a run in which ``num_actors`` actors feed one learner.
 

@@ -93,6 +93,25 @@ class OffPolicyBuilder(Builder):
         self.config = config
         self.batch_size = config.batch_size
 
+    def expected_updates(self, max_env_steps: int) -> int:
+        """Learner updates a run of ``max_env_steps`` env steps makes: the limiter lets the
+        learner sample ``samples_per_insert`` transitions per inserted one once
+        ``min_replay_size`` are in replay (one transition per env step, n-step or not)."""
+        config = self.config
+        return int(max(0, max_env_steps - config.min_replay_size) * config.samples_per_insert // config.batch_size)
+
+    def check_budget(self, max_env_steps: int) -> None:
+        """Refuses a warm-up (``min_replay_size``) as long as the budget and a replay ratio
+        too low for one learner update within it; raises ``ConfigError`` naming the fields."""
+        config, owner = self.config, type(self.config).__name__
+        require(config.min_replay_size < max_env_steps, owner, "min_replay_size", config.min_replay_size,
+                f"be < max_env_steps ({max_env_steps}): learning starts once min_replay_size transitions "
+                f"are in replay, one per env step, so this run would end before its first update")
+        require(self.expected_updates(max_env_steps) >= 1, owner, "samples_per_insert", config.samples_per_insert,
+                f"allow at least one learner update of batch_size {config.batch_size} in the "
+                f"{max_env_steps - config.min_replay_size} env steps after the warm-up of min_replay_size "
+                f"{config.min_replay_size} (updates = steps x samples_per_insert / batch_size)")
+
     @abc.abstractmethod
     def actor_modules(self, networks: Any) -> Mapping[str, nn.Module]:
         """The acting networks within ``networks``, keyed by ``variable_names``."""

@@ -28,11 +28,13 @@ DEFAULT_EVAL_MAX_EPISODE_STEPS = 27_000
 
 class EvaluationResult(NamedTuple):
     """Undiscounted returns (float64 [N]) and lengths (env steps, int64 [N]) of the N evaluation
-    episodes, and which of them the step cap cut before they ended (bool [N])."""
+    episodes, which of them the step cap cut before they ended (bool [N]), and the wall-clock
+    seconds the episodes took (a single-process run's training pauses that long)."""
 
     returns: np.ndarray
     lengths: np.ndarray
     cut: np.ndarray
+    duration_s: float = 0.0
 
 
 def episode_step_cap(environment: dm_env.Environment, configured: int | None) -> int:
@@ -60,6 +62,7 @@ def evaluate(
     further episode starts, so fewer than ``num_episodes`` may be returned
     (never none: the first episode always starts).
     """
+    started = time.monotonic()
     cap = episode_step_cap(environment, max_episode_steps)
     should_stop = None if deadline is None else (lambda: time.monotonic() > deadline)
     loop = EnvironmentLoop(environment, actor, should_update=False, should_stop=should_stop)
@@ -71,7 +74,7 @@ def evaluate(
     returns = np.array([r["episode_return"] for r in results], dtype=np.float64)
     lengths = np.array([r["episode_length"] for r in results], dtype=np.int64)
     cut = np.array([not r["completed"] for r in results], dtype=bool)
-    return EvaluationResult(returns, lengths, cut)
+    return EvaluationResult(returns, lengths, cut, time.monotonic() - started)
 
 
 class RecordingVariableSource(VariableSource):

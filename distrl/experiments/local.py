@@ -125,7 +125,8 @@ def run_local(config: ExperimentConfig, resume: str | Path | None = None) -> dic
     ``resume_exact`` says which).
 
     Errors before the run starts (an environment that cannot be built, an
-    agent that cannot act in its spaces) propagate as they are, most of them
+    agent that cannot act in its spaces, settings that cannot learn in the
+    budget: ``Builder.check_budget``) propagate as they are, most of them
     ``ValueError``s. Once the run directory exists, a failure writes
     ``summary.json`` with status ``failed`` and raises ``TrainingError`` from
     the original error. A SIGINT/SIGTERM under ``distrl.utils.signals.graceful_stop``
@@ -133,6 +134,7 @@ def run_local(config: ExperimentConfig, resume: str | Path | None = None) -> dic
     with a checkpoint and a summary marked ``interrupted``, then raises
     ``RunInterrupted``; a bare Ctrl-C (``KeyboardInterrupt``) writes that summary too.
     """
+    config.builder.check_budget(config.max_env_steps)
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
     checkpoint, run_state = None, None
@@ -319,6 +321,7 @@ class _LocalRun:
         """Acts and learns to the budget, evaluating every ``eval_every`` env steps and at the end,
         checkpointing when due and at the end; on a stop signal, checkpoints and stops."""
         config, recorder, learner = self.config, self.recorder, self.learner
+        recorder.start_training()
         self.actor.update(wait=True)  # Start from the learner's version, so the first data is tagged with it.
         env_steps = self.env_steps
         schedule = CheckpointSchedule(config, env_steps)

@@ -57,6 +57,10 @@ class CSVLogger(Logger):
         self._last_flush = self._start
         self._lock = threading.Lock()
 
+    def restart_clock(self, offset_s: float = 0.0) -> None:
+        """Counts ``wall_clock_s`` from now (plus ``offset_s``, a resumed run's time so far)."""
+        self._start = time.perf_counter() - offset_s
+
     def write(self, metrics: Mapping[str, float], env_steps: int) -> None:
         now = time.perf_counter()
         elapsed = round(now - self._start, 3)

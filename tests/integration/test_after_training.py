@@ -170,7 +170,7 @@ def test_a_failing_environment_is_a_training_failure_not_a_configuration_error(
     (tmp_path / "faulty_envs.py").write_text(FAULTY_ENVS)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     result = run_cli("train", "--agent", "dqn", "--env", f"faulty_envs:{factory}", "--max-env-steps", "500",
-                     "--no-progress", "--run-dir", "runs")
+                     "--set", "min_replay_size=100", "--no-progress", "--run-dir", "runs")
     assert result.returncode == 1, result.stderr[-3000:]
     assert "configuration error" not in result.stderr
     assert "Traceback" in result.stderr and message in result.stderr
@@ -193,7 +193,8 @@ def test_evaluation_of_an_endless_environment_ends(run_cli, tmp_path):
     forever; the evaluation's step cap ends it and the summary counts the cut episodes."""
     result = run_cli("train", "--agent", "dqn", "--env", "gridworld:simple?max_episode_len=none",
                      "--max-env-steps", "300", "--eval-episodes", "1", "--eval-max-episode-steps", "500",
-                     "--set", "n_step=1", "--set", "min_replay_size=64", "--no-progress", "--run-dir", "runs",
+                     "--set", "n_step=1", "--set", "min_replay_size=64", "--set", "target_update_period=50",
+                     "--no-progress", "--run-dir", "runs",
                      timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = _run_dirs(tmp_path)

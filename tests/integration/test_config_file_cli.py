@@ -11,7 +11,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "launch" / "configs"
 def test_cli_trains_from_shipped_config(run_cli, tmp_path):
     result = run_cli(
         "train", "--config", str(CONFIGS / "dqn_cartpole.yaml"), "--mode", "debug", "--max-env-steps", "600",
-        "--eval-every", "300", "--eval-episodes", "1", "--no-progress", "--run-dir", "out",
+        "--set", "min_replay_size=200", "--eval-every", "300", "--eval-episodes", "1", "--no-progress", "--run-dir", "out",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (summary_path,) = (tmp_path / "out").glob("*/summary.json")

@@ -20,7 +20,8 @@ from distrl.utils.config import ConfigError  # noqa: E402
 
 # samples_per_insert 8 (not 32): a quarter of the learner work per env step,
 # so the run is short while the rate limiter still paces the actors.
-SMALL_DQN = ["min_replay_size=200", "batch_size=32", "hidden_sizes=32,32", "samples_per_insert=8"]
+SMALL_DQN = ["min_replay_size=200", "batch_size=32", "hidden_sizes=32,32", "samples_per_insert=8",
+             "target_update_period=50"]
 
 
 def newest_learner_checkpoint(run_dir: Path) -> dict:

@@ -80,6 +80,22 @@ class A2CBuilder(Builder):
         """The builder with the learner's batch spanning ``num_actors`` actors' rounds."""
         return A2CBuilder(self.config, num_actors)
 
+    def check_budget(self, max_env_steps: int) -> None:
+        """Refuses advantage normalisation over a batch of one advantage (``(A - mean) / std``
+        is 0 for it, so the policy loss is 0 at every update and the policy never moves)
+        and a budget shorter than one learner batch. Raises ``ConfigError`` naming the fields."""
+        config = self.config
+        advantages = self.batch_size * config.sequence_length
+        require(not (config.normalize_advantages and advantages == 1), "A2C config", "normalize_advantages",
+                config.normalize_advantages,
+                f"be false when a batch holds one advantage (batch of {self.batch_size} segment from "
+                f"{self.num_actors} actor(s) x envs_per_actor {config.envs_per_actor}, sequence_length "
+                f"{config.sequence_length}): a standardised single advantage is 0 and the policy never learns; "
+                f"raise envs_per_actor or sequence_length, or turn normalisation off")
+        require(advantages <= max_env_steps, "A2C config", "sequence_length", config.sequence_length,
+                f"fit one learner batch of {self.batch_size} segments x sequence_length env steps "
+                f"({advantages}) into max_env_steps ({max_env_steps})")
+
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
         """One FIFO queue of segments; each segment is consumed exactly once."""
         return [Table.queue(QUEUE_TABLE, max_size=self.batch_size + self.envs_per_actor)]

@@ -22,6 +22,7 @@ from distrl.core import Learner
 from distrl.replay.client import ReplayClient
 from distrl.replay.samplers import PrioritizedSampler, Sampler, UniformSampler
 from distrl.types import SampleBatch
+from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
 
@@ -47,6 +48,19 @@ class DQNBuilder(OffPolicyBuilder):
         if self.config.actor_epsilons == "apex" and num_actors > 1:
             return apex_epsilon(index, num_actors)
         return None
+
+    def check_budget(self, max_env_steps: int) -> None:
+        """The off-policy checks, and a ``target_update_period`` shorter than the run: a target
+        network never copied from the online one keeps its random initial values, and
+        every bootstrap target with it. Raises ``ConfigError`` naming the fields."""
+        super().check_budget(max_env_steps)
+        updates = self.expected_updates(max_env_steps)
+        require(self.config.target_update_period <= updates, "Config", "target_update_period",
+                self.config.target_update_period,
+                f"be <= the {updates} learner updates this run makes (max_env_steps {max_env_steps}, "
+                f"min_replay_size {self.config.min_replay_size}, samples_per_insert "
+                f"{self.config.samples_per_insert}, batch_size {self.config.batch_size}): the target network "
+                f"would never be updated")
 
     def actor_modules(self, networks: DQNNetworks) -> Mapping[str, nn.Module]:
         return {"q_network": networks.q_network}

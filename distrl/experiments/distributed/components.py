@@ -30,6 +30,11 @@ from distrl.utils.seeding import derive_seed
 from distrl.variables.weight_store import create_weight_store
 
 
+def actor_count(dist: DistributedConfig, cluster_cpus: float) -> int:
+    """``dist.num_actors``, or one env actor per CPU of the cluster beyond the learner's."""
+    return dist.num_actors if dist.num_actors is not None else max(1, int(cluster_cpus) - 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunComponents:
     """The Ray actors of one run and the facts they were started with."""
@@ -62,7 +67,7 @@ class RunComponents:
         from, and ``policy_states`` (one per actor, or None) the actors' exploration states then
         (e.g. where DQN's epsilon schedule was)."""
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        num_actors = dist.num_actors if dist.num_actors is not None else max(1, int(cpus) - 1)
+        num_actors = actor_count(dist, cpus)
         config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
         # The driver runs the evaluations (and on_evaluation); Ray actors get the config without it.
         remote_config = dataclasses.replace(config, on_evaluation=None)

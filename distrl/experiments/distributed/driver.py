@@ -21,7 +21,7 @@ import torch
 from distrl.errors import TrainingError
 from distrl.experiments.checkpoints import RUN_FILE, report_skipped, resume_checkpoint
 from distrl.experiments.config import ExperimentConfig, build_networks, experiment_record
-from distrl.experiments.distributed.components import RunComponents
+from distrl.experiments.distributed.components import RunComponents, actor_count
 from distrl.experiments.distributed.config import DistributedConfig
 from distrl.experiments.distributed.monitoring import PollState
 from distrl.experiments.distributed.ray_setup import init_ray, resolve_learner_device
@@ -52,7 +52,10 @@ def run_distributed(
     budget); it is not an exact repeat, as no distributed run is.
 
     Raises ConfigError (a ValueError) for an ``envs_per_actor`` other than
-    the builder's before Ray starts, ``CheckpointError`` when ``resume`` has
+    the builder's and for settings that cannot learn in the budget
+    (``Builder.check_budget``, for the number of actors the run will have)
+    before Ray starts or, when that number depends on the cluster, before
+    the run directory exists, ``CheckpointError`` when ``resume`` has
     no intact checkpoint, ConnectionError when no cluster answers at
     ``dist.address``, ValueError when the cluster cannot serve the config
     (``learner_device='cuda'`` without a GPU), ``RunInterrupted`` after a
@@ -74,6 +77,8 @@ def run_distributed(
         require(dist.envs_per_actor == builder.envs_per_actor, "DistributedConfig", "envs_per_actor",
                 dist.envs_per_actor,
                 f"equal the agent's envs_per_actor ({builder.envs_per_actor}); set it in the agent config instead")
+    if dist.num_actors is not None:
+        builder.with_num_actors(dist.num_actors).check_budget(config.max_env_steps)
     probe = config.environment_factory(derive_seed(config.seed, "eval"))
     spec = make_environment_spec(probe)
     probe.close()
@@ -88,6 +93,8 @@ def run_distributed(
     try:
         # A cluster that cannot serve the learner device is a configuration error: before the run directory.
         device = resolve_learner_device(dist.learner_device, float(ray.cluster_resources().get("GPU", 0.0)))
+        builder.with_num_actors(actor_count(dist, float(ray.cluster_resources().get("CPU", 1.0)))).check_budget(
+            config.max_env_steps)
         recorder = RunRecorder(
             config.run_dir, config.env, config.agent, config.seed, dist.mode, config.max_env_steps,
             {**experiment_record(config, spec), "distributed": dataclasses.asdict(dist)},

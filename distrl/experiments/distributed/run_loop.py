@@ -129,6 +129,7 @@ class RunLoop:
         """Polls until the budget, ``time_budget_s``, ``on_poll``, ``on_evaluation`` or a signal ends
         the run; checkpoints when due and at the end; returns the summary."""
         config, dist, recorder = self.config, self.dist, self.recorder
+        recorder.start_training()
         start = time.perf_counter()
         start_monotonic = time.monotonic()
         last_metrics_time = start

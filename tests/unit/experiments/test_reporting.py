@@ -59,3 +59,17 @@ def test_progress_line_fits_80_columns_with_return_and_evaluation(env):
     )
     assert len(line) <= 80
     assert "ret 300" in line and "eval 221" in line
+
+
+def test_the_run_clock_starts_with_training_and_set_up_is_reported_apart(tmp_path):
+    import time
+
+    recorder = _recorder(tmp_path)
+    time.sleep(0.3)  # building networks and optimizers
+    recorder.start_training()
+    recorder.record_evaluation(EvaluationResult(np.array([1.0]), np.array([5]), np.array([False]), 0.25), 500, 5)
+    summary = recorder.finish(1000, 10)
+    assert summary["setup_s"] >= 0.3 and summary["wall_clock_s"] < 0.3
+    assert summary["evaluations"][0]["wall_clock_s"] < 0.3 and summary["evaluations"][0]["duration_s"] == 0.25
+    rows = (recorder.run_dir / "metrics.csv").read_text().splitlines()[1:]
+    assert rows and all(float(row.split(",")[0]) < 0.3 for row in rows)
