@@ -13,6 +13,7 @@ from typing import Sequence
 
 BENCHMARKS = {
     "insert": "distrl.bench.insert",
+    "peers": "distrl.bench.peers",
     "replay": "distrl.bench.replay",
     "replay-atari": "distrl.bench.replay_atari",
     "soak": "distrl.bench.soak",

@@ -1,0 +1,49 @@
+"""The protocol ``bench peers`` holds every framework to: medians with unsolved runs, the clock
+that leaves evaluations out, fixed evaluation starts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from distrl.bench.peers import report
+from distrl.bench.peers.protocol import TASKS, SolveClock, eval_seeds, greedy_returns, median_or_none
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [([3.0, 1.0, 2.0], 2.0), ([1.0, None, 2.0], 2.0), ([None, 1.0, None], None), ([4.0, 2.0], 3.0),
+     ([2.0, None], None), ([], None)],
+)
+def test_an_unsolved_run_counts_as_slower_than_every_solved_one(values, expected):
+    assert median_or_none(values) == expected
+
+
+def test_the_clock_leaves_evaluations_out_and_notes_the_first_solving_one():
+    clock = SolveClock(threshold=10.0)
+    clock.start()
+    with clock.evaluating():
+        time.sleep(0.2)
+    assert clock.training_seconds() < 0.1
+    assert not clock.record(100, 5.0)
+    assert clock.record(200, 10.0) and not clock.record(300, 12.0)
+    assert clock.solved["env_steps"] == 200 and len(clock.evaluations) == 3
+
+
+def test_evaluation_starts_are_fixed_per_run_and_differ_between_runs():
+    assert eval_seeds(0) == eval_seeds(0) and set(eval_seeds(0)).isdisjoint(eval_seeds(1))
+    first = greedy_returns("CartPole-v1", lambda obs: int(obs[2] > 0), run_seed=0)
+    assert first == greedy_returns("CartPole-v1", lambda obs: int(obs[2] > 0), run_seed=0)
+    assert len(first) == 10
+
+
+def test_the_report_gives_the_ratio_of_medians_against_the_best_peer():
+    def solved(seconds):
+        return {"solved": {"train_s": seconds, "env_steps": 1000}}
+
+    results = {"dqn-cartpole": {"distrl (debug)": [solved(2.0), solved(4.0), {"solved": None}],
+                                "sb3": [solved(8.0), solved(10.0), solved(12.0)]}}
+    text = report(results, [0, 1, 2], TASKS)
+    assert "| distrl (debug) | 2.0 s / 1,000 | 4.0 s / 1,000 | not solved | 2/3 | 4.0 |" in text
+    assert "ratio of medians 0.40x" in text
