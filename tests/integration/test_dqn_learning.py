@@ -49,6 +49,7 @@ def test_dqn_solves_slippery_frozenlake(tmp_path):
     assert summary["evaluations"][-1]["return_mean"] >= 0.65, summary["evaluations"]
 
 
+@pytest.mark.slow  # about 22 s per layout
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 def test_dqn_learns_an_image_task_in_either_channel_order(tmp_path, layout):
     """``ImageSideTask``: 10 steps per episode, a random policy scores about 5, the best 10.

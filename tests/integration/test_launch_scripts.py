@@ -211,6 +211,7 @@ def test_local_cluster_rejects_mode_and_address():
 # ------------------------------------------------------------------ submit.sh
 
 @pytest.mark.ray
+@pytest.mark.slow  # about 95 s, most of it Ray building the job's pip runtime environment
 def test_submit_runs_the_job_with_the_token_from_the_environment(tmp_path):
     run_root = tmp_path / "runs"
     with private_cluster() as cluster:

@@ -161,6 +161,7 @@ LOCAL_DQN = ["--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local", "-
              "--set", "hidden_sizes=32,32", "--set", "samples_per_insert=8"]
 
 
+@pytest.mark.slow  # about 40 s: two local-mode runs with Ray start-up and shutdown
 def test_local_run_stopped_by_sigterm_leaves_no_ray_process_and_resumes_with_versions_going_on(run_cli, tmp_path):
     """SIGTERM: a final checkpoint, a summary marked interrupted, exit 143, no process of the run's Ray
     left; ``--resume`` continues the env-step count and the weight versions (never going back)."""
