@@ -8,7 +8,7 @@ import time
 import pytest
 
 from distrl.bench.peers import report
-from distrl.bench.peers.protocol import TASKS, SolveClock, eval_seeds, greedy_returns, median_or_none
+from distrl.bench.peers.protocol import TASKS, SolveClock, eval_stream_seed, greedy_returns, median_or_none, reset_to_start
 
 
 @pytest.mark.parametrize(
@@ -31,11 +31,30 @@ def test_the_clock_leaves_evaluations_out_and_notes_the_first_solving_one():
     assert clock.solved["env_steps"] == 200 and len(clock.evaluations) == 3
 
 
-def test_evaluation_starts_are_fixed_per_run_and_differ_between_runs():
-    assert eval_seeds(0) == eval_seeds(0) and set(eval_seeds(0)).isdisjoint(eval_seeds(1))
-    first = greedy_returns("CartPole-v1", lambda obs: int(obs[2] > 0), run_seed=0)
-    assert first == greedy_returns("CartPole-v1", lambda obs: int(obs[2] > 0), run_seed=0)
-    assert len(first) == 10
+def test_every_framework_meets_distrls_evaluation_start_states():
+    """Episode i of an evaluation starts where distrl's evaluation environment starts its i-th
+    episode: the i-th reset after one seeded with derive_seed(seed, "eval")."""
+    import gymnasium as gym
+    import numpy as np
+
+    from distrl.envs import make_environment
+
+    distrl_env = make_environment("gym:CartPole-v1", eval_stream_seed(3))
+    gym_env = gym.make("CartPole-v1")
+    for episode in range(3):
+        first = distrl_env.reset().observation
+        np.testing.assert_array_equal(first, reset_to_start(gym_env, 3, episode))
+        while not distrl_env.step(0).last():
+            pass
+    assert eval_stream_seed(0) != eval_stream_seed(1)
+
+
+def test_evaluations_repeat_for_a_run_seed():
+    def policy(obs):
+        return int(obs[2] > 0)
+
+    first = greedy_returns("CartPole-v1", policy, run_seed=0)
+    assert first == greedy_returns("CartPole-v1", policy, run_seed=0) and len(first) == 10
 
 
 def test_the_report_gives_the_ratio_of_medians_against_the_best_peer():
