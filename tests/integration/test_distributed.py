@@ -408,3 +408,22 @@ def test_local_mode_leaves_no_http_endpoint_that_answers_without_the_token(tmp_p
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
+
+
+@pytest.mark.parametrize(
+    "agent, overrides, budget, expected",
+    [
+        # A low replay ratio leaves the actors unthrottled: the driver alone, a poll late, overshot by thousands.
+        ("dqn", [*SMALL_DQN, "samples_per_insert=0.5", "target_update_period=20"], 3_001, 3_001),
+        # Two environments per actor step in pairs: shares of 1,501 and 1,500 end at 1,500 each.
+        ("a2c", ["hidden_sizes=32,32", "envs_per_actor=2"], 3_001, 3_000),
+    ],
+)
+def test_the_env_step_budget_holds_in_local_mode(ray_session, tmp_path, agent, overrides, budget, expected):
+    config = make_experiment_config(
+        agent, "gym:CartPole-v1", seed=0, max_env_steps=budget, agent_overrides=overrides,
+        eval_every=budget, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.5))
+    assert summary["env_steps"] == expected, summary["distributed"]
+    assert summary["end_reason"] == "budget"

@@ -35,6 +35,17 @@ def actor_count(dist: DistributedConfig, cluster_cpus: float) -> int:
     return dist.num_actors if dist.num_actors is not None else max(1, int(cluster_cpus) - 1)
 
 
+def step_shares(remaining: int, num_actors: int) -> list[int]:
+    """The env steps each of ``num_actors`` actors may take of the ``remaining`` budget: equal
+    shares, the first ``remaining % num_actors`` actors one more, summing to ``remaining``.
+
+    Each actor stops at its share, so the run's total never passes ``max_env_steps``; the
+    driver's count of the actors' steps arrives one poll late, so a budget it enforced alone
+    would be overshot by a poll's worth of steps of every actor."""
+    base, extra = divmod(max(0, remaining), num_actors)
+    return [base + (1 if index < extra else 0) for index in range(num_actors)]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunComponents:
     """The Ray actors of one run and the facts they were started with."""
@@ -54,18 +65,22 @@ class RunComponents:
     """Handle of the ``LearnerWorker``."""
     actors: list
     """Handles of the ``EnvActorWorker``s, by index."""
+    step_shares: list
+    """Env steps each actor may take in this run (``step_shares``), by index."""
 
     @classmethod
     def start(
         cls, config: ExperimentConfig, dist: DistributedConfig, spec: EnvironmentSpec, device: str, run_dir: Path,
         handles: list, restore_from: Path | None = None, policy_states: list | None = None,
+        env_steps_done: int = 0,
     ) -> "RunComponents":
         """Creates and starts every actor (see the module docstring), the learner on ``device``
         (``cuda`` or ``cpu``, from ``resolve_learner_device``). The learner and the replay server
         know the run's checkpoint store (``RUN_DIR/checkpoints``), which they restore from when
         Ray restarts them; ``restore_from`` (a resumed run) is the checkpoint folder both start
         from, and ``policy_states`` (one per actor, or None) the actors' exploration states then
-        (e.g. where DQN's epsilon schedule was)."""
+        (e.g. where DQN's epsilon schedule was). The ``max_env_steps - env_steps_done`` steps
+        left are shared among the actors (``step_shares``)."""
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         num_actors = actor_count(dist, cpus)
         config = dataclasses.replace(config, builder=config.builder.with_num_actors(num_actors))
@@ -111,14 +126,16 @@ class RunComponents:
             num_cpus=actor_cpus, max_concurrency=4, max_restarts=dist.max_restarts, max_task_retries=0,
         )
         actors = []
+        shares = step_shares(config.max_env_steps - env_steps_done, num_actors)
         for index in range(num_actors):
             policy_state = None
             if policy_states is not None and len(policy_states) == num_actors:
                 policy_state = policy_states[index]
             handle = actor_class.remote(
                 remote_config, spec, index, num_actors, server_name, table, store_name, dist, policy_state,
+                shares[index],
             )
             actors.append(handle)
             handles.append(handle)
         ray.get(learner.start.remote(), timeout=dist.wait_timeout_s)
-        return cls(config, device, num_actors, server, table, store, learner, actors)
+        return cls(config, device, num_actors, server, table, store, learner, actors, shares)

@@ -106,6 +106,7 @@ def run_distributed(
             components = RunComponents.start(
                 config, dist, spec, device, recorder.run_dir, handles, restore_from=folder,
                 policy_states=None if run_state is None else run_state.get("policies"),
+                env_steps_done=0 if run_state is None else int(run_state["env_steps"]),
             )
             driver = RunLoop(components, dist, spec, recorder, on_poll, run_state)
             return driver.run()

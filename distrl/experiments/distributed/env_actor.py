@@ -6,7 +6,9 @@ Actor ``index`` of N builds its environment(s) seeded
 actor) writing through a ``RayReplayClient`` (at most
 ``max_in_flight_inserts`` inserts outstanding) and pulling weights through a
 ``RayVariableSource`` every ``update_period`` env steps. It then acts in a
-background thread until ``stop()``.
+background thread until ``stop()``, or until it has taken its ``step_limit``
+env steps (its share of the run's budget: ``components.step_shares``), where it
+waits for ``stop()``.
 
 An exception from an environment (``raised_by_environment``: its reset or
 step raised, or returned a value ``ValidatingWrapper`` refuses) does not end
@@ -70,8 +72,11 @@ class EnvActorWorker:
         store_name: str,
         dist: DistributedConfig,
         policy_state: Mapping[str, Any] | None = None,
+        step_limit: int | None = None,
     ) -> None:
         self.index = index
+        self._step_limit = step_limit
+        self._limit_raised = threading.Event()
         self.incarnation = uuid.uuid4().hex
         seed = config.seed if not was_restarted() else derive_seed(config.seed, "restart", self.incarnation)
         seed_everything(derive_seed(seed, "actor", index))
@@ -153,14 +158,30 @@ class EnvActorWorker:
             )
             self._track_version()
 
+    def _allowed_steps(self) -> int | None:
+        """Env steps left under this incarnation's step limit (None: no limit)."""
+        return None if self._step_limit is None else self._step_limit - self._env_steps
+
+    @property
+    def at_step_limit(self) -> bool:
+        """True when the actor cannot step further under its limit (a vector actor steps all its
+        environments at once, so it stops with fewer than ``envs_per_actor`` steps left)."""
+        allowed = self._allowed_steps()
+        return allowed is not None and allowed < self._config.builder.envs_per_actor
+
     def _run(self) -> None:
         try:
             self._actor.update(wait=True)
             self._track_version()
             while not self._stop.is_set():
+                if self.at_step_limit:
+                    self._limit_raised.wait(0.1)  # Until stop() or set_step_limit().
+                    self._limit_raised.clear()
+                    continue
                 try:
                     if isinstance(self._loop, EnvironmentLoop):
-                        self._loop.run_episode()  # Returns early once stop() sets the flag.
+                        # Returns early once stop() sets the flag; the limit cuts only the last episode.
+                        self._loop.run_episode(max_steps=self._allowed_steps())
                     else:
                         self._run_vector(self._loop)
                 except Exception as error:  # noqa: BLE001 - an environment's own failure is survivable.
@@ -173,10 +194,19 @@ class EnvActorWorker:
             self._error = traceback.format_exc()
 
     def _run_vector(self, loop: VectorEnvironmentLoop) -> None:
-        """Lockstep vector steps in chunks, checking the stop flag between chunks."""
+        """Lockstep vector steps in chunks, checking the stop flag and the step limit between chunks."""
         chunk = _VECTOR_CHUNK * loop.num_envs
-        while not self._stop.is_set():
-            loop.run(num_steps=chunk)
+        while not self._stop.is_set() and not self.at_step_limit:
+            allowed = self._allowed_steps()
+            steps = chunk if allowed is None else min(chunk, allowed // loop.num_envs * loop.num_envs)
+            loop.run(num_steps=steps)
+
+    @ray.method(enable_task_events=False)
+    def set_step_limit(self, limit: int) -> None:
+        """Sets how many env steps this incarnation may take in all (the driver lowers a restarted
+        actor's limit by what its earlier incarnations stepped)."""
+        self._step_limit = int(limit)
+        self._limit_raised.set()
 
     @property
     def _env_steps(self) -> int:
@@ -222,6 +252,7 @@ class EnvActorWorker:
             "policy_state": self._policy.get_state(),
             "env_failures": len(self.env_failures),
             "env_failure_causes": list(self.env_failures[-3:]),
+            "at_step_limit": self.at_step_limit,
             "running": self._thread.is_alive(),
             "error": self._error,
         }
@@ -230,6 +261,7 @@ class EnvActorWorker:
         """Stops stepping, waits (``timeout`` seconds at most) for the thread and
         its outstanding inserts, and returns the final ``stats()``."""
         self._stop.set()
+        self._limit_raised.set()
         self._source.interrupt()
         self._thread.join(timeout)
         try:

@@ -51,10 +51,14 @@ class ActorTracker:
 
     Counters are kept per incarnation (a restarted actor starts its own from
     zero), so the actor's totals are sums over every incarnation seen.
+    ``share`` is the env steps the actor may take in the run; a restarted
+    incarnation is told its limit, the share less what the earlier ones
+    stepped (until that call arrives it may step past it).
     """
 
-    def __init__(self, handle: "ray.actor.ActorHandle") -> None:
+    def __init__(self, handle: "ray.actor.ActorHandle", share: int) -> None:
         self.handle = handle
+        self.share = share
         self.pending: "ray.ObjectRef | None" = None
         self.last: dict[str, Any] | None = None
         self.steps_by_incarnation: dict[str, int] = {}
@@ -73,11 +77,17 @@ class ActorTracker:
         incarnation = stats["incarnation"]
         if self.steps_by_incarnation and incarnation not in self.steps_by_incarnation:
             self.restarts += 1
+            self.handle.set_step_limit.remote(self.share - self.env_steps)
         self.steps_by_incarnation[incarnation] = int(stats["env_steps"])
         self.insert_wait_by_incarnation[incarnation] = float(stats["insert_wait_s"])
         self.elapsed_by_incarnation[incarnation] = float(stats["elapsed_s"])
         self.last = stats
         self.unreachable_since = None
+
+    @property
+    def at_step_limit(self) -> bool:
+        """True when the actor's last reply said it has taken its share of the budget."""
+        return bool(self.last is not None and self.last.get("at_step_limit"))
 
 
 def unreachable_since(

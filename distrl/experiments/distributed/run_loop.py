@@ -75,7 +75,7 @@ class RunLoop:
         self.dist = dist
         self.recorder = recorder
         self.on_poll = on_poll
-        self.trackers = [ActorTracker(handle) for handle in components.actors]
+        self.trackers = [ActorTracker(h, share) for h, share in zip(components.actors, components.step_shares)]
         self.learner_stats: dict[str, Any] = {}
         self.learner_pending: "ray.ObjectRef | None" = None
         self.learner_incarnations: list[str] = []
@@ -158,7 +158,7 @@ class RunLoop:
             if self._stop_requested(now - start, learner_steps):
                 end_reason = "on_poll"
                 break
-            if self.env_steps >= config.max_env_steps:
+            if self.env_steps >= config.max_env_steps or all(t.at_step_limit for t in self.trackers):
                 break
             if dist.time_budget_s is not None and now - start >= dist.time_budget_s:
                 end_reason = "time_budget"
