@@ -10,7 +10,10 @@ steady state (polls after the first quarter of the run):
   the runtime names;
 * the ratio of total env steps per second to the raw step rate of a
   single-process gymnasium environment with random actions, measured in the
-  same run (what one core does with no agent, replay or Ray at all).
+  same run (what one core does with no agent, replay or Ray at all);
+* the ratio of the learner's updates per second to what a bare torch loop of
+  the same DQN update (same network, batch, optimizer and loss) runs in the
+  same run (``torch_reference.py``): what the runtime costs on top of torch.
 
 With DQN's default replay ratio (32 samples per insert, batch 64, i.e. 0.5
 updates per env step) the run is learner-bound on a small machine, so more
@@ -25,7 +28,7 @@ and at 256; its ``--insert-*`` options are that benchmark's options, and
 ``--no-insert`` skips it.
 
     python -m distrl.bench system [--actors 1,2] [--seconds 20] [--num-cpus N]
-        [--env gym:CartPole-v1] [--set KEY=VALUE ...]
+        [--env gym:CartPole-v1] [--set KEY=VALUE ...] [--torch-seconds 3]
         [--insert-writers 1,2] [--insert-batch-sizes 16,256] [--insert-seconds 3] [--no-insert]
 """
 
@@ -38,6 +41,7 @@ import time
 from typing import Any, NamedTuple, Sequence
 
 from distrl.bench import insert
+from distrl.bench.torch_reference import pure_dqn_updates_per_s
 
 
 class Row(NamedTuple):
@@ -114,20 +118,21 @@ def run_one(env: str, num_actors: int, seconds: float, overrides: Sequence[str],
     )
 
 
-def format_report(rows: Sequence[Row], raw_rate: float, env: str, seconds: float, cpus: int) -> str:
+def format_report(rows: Sequence[Row], raw_rate: float, env: str, seconds: float, cpus: int,
+                  torch_rate: float) -> str:
     """The printed table: one line per actor count."""
     lines = [
         f"system throughput: dqn on {env}, {seconds:g} s of acting per row, {cpus} CPUs; "
-        f"raw single-process env: {raw_rate:,.0f} steps/s",
-        f"{'actors':>6}{'env steps/s':>13}{'per actor':>22}{'updates/s':>11}{'x raw env':>11}"
+        f"raw single-process env: {raw_rate:,.0f} steps/s; bare torch DQN update: {torch_rate:,.0f} updates/s",
+        f"{'actors':>6}{'env steps/s':>13}{'per actor':>22}{'updates/s':>11}{'x torch':>9}{'x raw env':>11}"
         f"{'learner wait':>14}{'backpressure':>14}  bottleneck",
     ]
     for row in rows:
         per_actor = ", ".join(f"{rate:,.0f}" for rate in row.per_actor)
         lines.append(
             f"{row.num_actors:>6}{row.env_steps_per_s:>13,.0f}{per_actor:>22}{row.updates_per_s:>11,.0f}"
-            f"{row.env_steps_per_s / raw_rate:>11.3f}{row.learner_wait_fraction:>14.0%}"
-            f"{row.backpressure_fraction:>14.0%}  {row.bottleneck}"
+            f"{row.updates_per_s / torch_rate:>9.2f}{row.env_steps_per_s / raw_rate:>11.3f}"
+            f"{row.learner_wait_fraction:>14.0%}{row.backpressure_fraction:>14.0%}  {row.bottleneck}"
         )
     return "\n".join(lines)
 
@@ -140,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the private Ray instance (default: all)")
     parser.add_argument("--env", default="gym:CartPole-v1", help="a gym:<id> environment")
     parser.add_argument("--raw-seconds", type=float, default=2.0, help="seconds measuring the raw environment")
+    parser.add_argument("--torch-seconds", type=float, default=3.0,
+                        help="seconds measuring the bare torch DQN update (before and after the runs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DQN config field (repeatable)")
     insert.add_options(parser, prefix="insert-")
@@ -162,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = args.num_cpus or os.cpu_count() or 1
     start = time.perf_counter()
     raw_rate = raw_env_steps_per_s(args.env[len("gym:"):], args.raw_seconds)
+    torch_rates = [pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds)]
     rows = []
     insert_report = None
     init_ray(DistributedConfig(num_cpus=cpus))
@@ -173,8 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             insert_report = insert.run(**insert_options)
     finally:
         ray.shutdown()
-    print(format_report(rows, raw_rate, args.env, args.seconds, cpus))
-    print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s")
+    torch_rates.append(pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds))
+    print(format_report(rows, raw_rate, args.env, args.seconds, cpus, max(torch_rates)))
+    print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s; "
+          f"bare torch update before / after the runs: {torch_rates[0]:,.0f} / {torch_rates[1]:,.0f} updates/s "
+          f"(the ratio uses the higher)")
     if insert_report is not None:
         print(insert.format_report(insert_report))
         print(insert_headroom(insert_report, rows))
