@@ -93,24 +93,35 @@ class OffPolicyBuilder(Builder):
         self.config = config
         self.batch_size = config.batch_size
 
-    def expected_updates(self, max_env_steps: int) -> int:
-        """Learner updates a run of ``max_env_steps`` env steps makes: the limiter lets the
-        learner sample ``samples_per_insert`` transitions per inserted one once
-        ``min_replay_size`` are in replay (one transition per env step, n-step or not)."""
+    def make_rate_limiter(self) -> SampleToInsertRatio:
+        """The table's ``SampleToInsertRatio``: its window follows ``samples_per_insert_tolerance``
+        and is never narrower than one learner batch and one adder batch need
+        (``SampleToInsertRatio.with_tolerance``)."""
         config = self.config
-        return int(max(0, max_env_steps - config.min_replay_size) * config.samples_per_insert // config.batch_size)
+        return SampleToInsertRatio.with_tolerance(
+            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
+            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
+        )
+
+    def expected_updates(self, max_env_steps: int) -> int:
+        """Learner updates a run of ``max_env_steps`` env steps makes: none before
+        ``min_replay_size`` transitions are in replay (one per env step, n-step or not), then
+        the limiter's ``error_buffer`` of samples at once and ``samples_per_insert`` per
+        inserted transition."""
+        config = self.config
+        if max_env_steps <= config.min_replay_size:
+            return 0
+        samples = (max_env_steps - config.min_replay_size) * config.samples_per_insert
+        return int((samples + self.make_rate_limiter().error_buffer) // config.batch_size)
 
     def check_budget(self, max_env_steps: int) -> None:
-        """Refuses a warm-up (``min_replay_size``) as long as the budget and a replay ratio
-        too low for one learner update within it; raises ``ConfigError`` naming the fields."""
+        """Refuses a warm-up (``min_replay_size``) as long as the budget: no update would happen
+        (past it, the limiter's error buffer alone admits at least two batches). Raises
+        ``ConfigError`` naming the fields."""
         config, owner = self.config, type(self.config).__name__
         require(config.min_replay_size < max_env_steps, owner, "min_replay_size", config.min_replay_size,
                 f"be < max_env_steps ({max_env_steps}): learning starts once min_replay_size transitions "
                 f"are in replay, one per env step, so this run would end before its first update")
-        require(self.expected_updates(max_env_steps) >= 1, owner, "samples_per_insert", config.samples_per_insert,
-                f"allow at least one learner update of batch_size {config.batch_size} in the "
-                f"{max_env_steps - config.min_replay_size} env steps after the warm-up of min_replay_size "
-                f"{config.min_replay_size} (updates = steps x samples_per_insert / batch_size)")
 
     @abc.abstractmethod
     def actor_modules(self, networks: Any) -> Mapping[str, nn.Module]:
@@ -121,18 +132,9 @@ class OffPolicyBuilder(Builder):
         return UniformSampler(seed=seed)
 
     def make_replay_tables(self, spec: EnvironmentSpec, seed: int) -> list[Table]:
-        """One transition table with a ``SampleToInsertRatio`` rate limiter.
-
-        The limiter's window follows ``samples_per_insert_tolerance`` and is
-        never narrower than one learner batch and one adder batch need
-        (``SampleToInsertRatio.with_tolerance``).
-        """
+        """One transition table with the ``make_rate_limiter`` limiter."""
         config = self.config
-        limiter = SampleToInsertRatio.with_tolerance(
-            config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
-            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
-        )
-        return [Table(REPLAY_TABLE, config.max_replay_size, self.make_sampler(seed), limiter,
+        return [Table(REPLAY_TABLE, config.max_replay_size, self.make_sampler(seed), self.make_rate_limiter(),
                       deduplicate_frames=config.deduplicate_frames,
                       frames_per_item=config.replay_frames_per_item)]
 

@@ -169,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = args.num_cpus or os.cpu_count() or 1
     start = time.perf_counter()
     raw_rate = raw_env_steps_per_s(args.env[len("gym:"):], args.raw_seconds)
-    torch_rates = [pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds)]
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # Where the learner runs (learner_device auto).
+    torch_rates = [pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds, device=device)]
     rows = []
     insert_report = None
     init_ray(DistributedConfig(num_cpus=cpus))
@@ -181,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             insert_report = insert.run(**insert_options)
     finally:
         ray.shutdown()
-    torch_rates.append(pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds))
+    torch_rates.append(pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds, device=device))
     print(format_report(rows, raw_rate, args.env, args.seconds, cpus, max(torch_rates)))
     print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s; "
           f"bare torch update before / after the runs: {torch_rates[0]:,.0f} / {torch_rates[1]:,.0f} updates/s "

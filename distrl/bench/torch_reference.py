@@ -24,8 +24,9 @@ from distrl.agents.dqn.losses import double_q_td_loss
 
 
 def _random_batch(spec_nest, batch_size: int, rng: np.random.Generator):
-    """A batch of ``batch_size`` values of every leaf of an observation spec, as float tensors in
-    the leaf's range (uint8 frames: 0-255), for networks that only need the shapes and dtypes."""
+    """A batch of ``batch_size`` values of every leaf of an observation spec, as tensors of the
+    leaf's dtype (integer leaves within their bounds, uint8 frames 0-255; floats standard
+    normal), for networks that only need the shapes and dtypes."""
     def leaf(spec):
         shape = (batch_size, *spec.shape)
         if np.issubdtype(spec.dtype, np.integer):
@@ -35,10 +36,12 @@ def _random_batch(spec_nest, batch_size: int, rng: np.random.Generator):
     return tree.map_structure(leaf, spec_nest)
 
 
-def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, seed: int = 0) -> float:
+def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, seed: int = 0,
+                           device: str = "cpu") -> float:
     """DQN updates per second of a bare torch loop for ``env`` with the DQN config ``overrides``,
-    on one torch thread (as the learner runs): the agent's networks, Adam, ``double_q_td_loss``,
-    gradient clipping, a hard target copy every ``target_update_period`` updates."""
+    on one torch thread (as the learner runs) and on ``device`` (the learner's): the agent's
+    networks, Adam, ``double_q_td_loss``, gradient clipping, a hard target copy every
+    ``target_update_period`` updates."""
     from distrl.experiments import make_experiment_config
     from distrl.specs import make_environment_spec
 
@@ -52,17 +55,20 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
     torch.set_num_threads(config.torch_threads)
     try:
         networks = config.network_factory(spec)
-        q_network = networks.q_network
+        q_network = networks.q_network.to(device)
         target = copy.deepcopy(q_network)
         optimizer = torch.optim.Adam(q_network.parameters(), lr=dqn.learning_rate, eps=dqn.adam_eps)
         rng = np.random.default_rng(seed)
         batch = dqn.batch_size
-        observation = _random_batch(spec.observations, batch, rng)
-        next_observation = _random_batch(spec.observations, batch, rng)
-        action = torch.from_numpy(rng.integers(0, networks.num_actions, size=batch))
-        reward = torch.from_numpy(rng.standard_normal(batch).astype(np.float32))
-        discount = torch.full((batch,), dqn.discount ** dqn.n_step)
-        weights = torch.ones(batch)
+        def on_device(nest):
+            return tree.map_structure(lambda tensor: tensor.to(device), nest)
+
+        observation = on_device(_random_batch(spec.observations, batch, rng))
+        next_observation = on_device(_random_batch(spec.observations, batch, rng))
+        action = on_device(torch.from_numpy(rng.integers(0, networks.num_actions, size=batch)))
+        reward = on_device(torch.from_numpy(rng.standard_normal(batch).astype(np.float32)))
+        discount = torch.full((batch,), dqn.discount ** dqn.n_step, device=device)
+        weights = torch.ones(batch, device=device)
         updates = 0
         start = time.perf_counter()
         deadline = start + seconds
@@ -78,6 +84,8 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
                 updates += 1
                 if updates % dqn.target_update_period == 0:
                     target.load_state_dict(q_network.state_dict())
+            if device != "cpu":
+                torch.cuda.synchronize()
         return updates / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)

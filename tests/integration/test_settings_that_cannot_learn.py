@@ -16,16 +16,16 @@ A2C_BATCH_OF_ONE = ["--agent", "a2c", "--env", "gym:CartPole-v1", "--set", "norm
     [
         (["--agent", "dqn", "--env", "gym:CartPole-v1", "--max-env-steps", "800"],
          "min_replay_size must be < max_env_steps (800)"),
-        (["--agent", "ddpg", "--env", "gym:Pendulum-v1", "--max-env-steps", "3000", "--set",
-          "samples_per_insert=0.01"], "samples_per_insert must allow at least one learner update"),
-        (["--agent", "dqn", "--env", "gym:CartPole-v1", "--max-env-steps", "1200"],
+        (["--agent", "ddpg", "--env", "gym:Pendulum-v1", "--max-env-steps", "1000"],
+         "min_replay_size must be < max_env_steps (1000)"),
+        (["--agent", "dqn", "--env", "gym:CartPole-v1", "--max-env-steps", "1100"],
          "target_update_period must be <= the 100 learner updates this run makes"),
         ([*A2C_BATCH_OF_ONE, "--max-env-steps", "3000"], "normalize_advantages must be false when a batch holds "
                                                          "one advantage"),
         ([*A2C_BATCH_OF_ONE, "--max-env-steps", "3000", "--mode", "local", "--num-actors", "1"],
          "normalize_advantages must be false"),
     ],
-    ids=["dqn-warmup", "ddpg-replay-ratio", "dqn-target-period", "a2c-debug", "a2c-local"],
+    ids=["dqn-warmup", "ddpg-warmup", "dqn-target-period", "a2c-debug", "a2c-local"],
 )
 def test_train_refuses_settings_that_cannot_learn(run_cli, tmp_path, args, message):
     started = time.monotonic()

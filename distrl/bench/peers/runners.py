@@ -20,7 +20,9 @@ distrl runs with its defaults through ``distrl.train``; its evaluations are
 its own (the same count and fixed start states per run), and a debug-mode
 run's evaluation time (``duration_s`` of each) is taken out of its clock as
 for the peers. In local mode the driver evaluates while actors and learner
-go on, so the run's wall-clock is used as it is.
+go on, so the run's wall-clock is used as it is. distrl's periodic checkpoints
+are off (the peers write none); the final one at the end of a run is after
+the clock that counts.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def run_distrl(task: Task, seed: int, mode: str) -> dict[str, Any]:
         result = distrl.train(
             task.agent, f"gym:{task.env_id}", mode=mode, seed=seed, max_env_steps=task.max_env_steps,
             eval_every=task.eval_every, eval_episodes=10, reward_threshold=task.threshold, run_dir=run_dir,
-            on_evaluation=solved)
+            on_evaluation=solved, checkpoint_every_s=None)
     evaluations, paused = [], 0.0
     for record in result.summary["evaluations"]:
         if mode == "debug":

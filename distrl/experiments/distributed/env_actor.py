@@ -75,7 +75,8 @@ class EnvActorWorker:
         step_limit: int | None = None,
     ) -> None:
         self.index = index
-        self._step_limit = step_limit
+        # A restarted incarnation does not know what the dead one stepped: it waits for the driver's limit.
+        self._step_limit = 0 if (step_limit is not None and was_restarted()) else step_limit
         self._limit_raised = threading.Event()
         self.incarnation = uuid.uuid4().hex
         seed = config.seed if not was_restarted() else derive_seed(config.seed, "restart", self.incarnation)
@@ -252,6 +253,7 @@ class EnvActorWorker:
             "policy_state": self._policy.get_state(),
             "env_failures": len(self.env_failures),
             "env_failure_causes": list(self.env_failures[-3:]),
+            "step_limit": self._step_limit,
             "at_step_limit": self.at_step_limit,
             "running": self._thread.is_alive(),
             "error": self._error,

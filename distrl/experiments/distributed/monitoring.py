@@ -10,6 +10,7 @@ the bottleneck verdict.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -51,14 +52,19 @@ class ActorTracker:
 
     Counters are kept per incarnation (a restarted actor starts its own from
     zero), so the actor's totals are sums over every incarnation seen.
-    ``share`` is the env steps the actor may take in the run; a restarted
-    incarnation is told its limit, the share less what the earlier ones
-    stepped (until that call arrives it may step past it).
+    ``share`` is the env steps the actor may take in the run. A restarted
+    incarnation starts with a limit of 0 and is told its limit, the share
+    less what the earlier ones reported (steps a dead incarnation took after
+    its last report are not counted anywhere). ``stalled`` says the actor has
+    not stepped for ``STALL_S`` seconds, e.g. a synchronous actor waiting for
+    a version the learner cannot make once the others have stopped.
     """
 
     def __init__(self, handle: "ray.actor.ActorHandle", share: int) -> None:
         self.handle = handle
         self.share = share
+        self._limit_sent: tuple[str, int] | None = None
+        self._progress: tuple[int, float] = (-1, time.perf_counter())
         self.pending: "ray.ObjectRef | None" = None
         self.last: dict[str, Any] | None = None
         self.steps_by_incarnation: dict[str, int] = {}
@@ -77,8 +83,15 @@ class ActorTracker:
         incarnation = stats["incarnation"]
         if self.steps_by_incarnation and incarnation not in self.steps_by_incarnation:
             self.restarts += 1
-            self.handle.set_step_limit.remote(self.share - self.env_steps)
+        earlier = self.env_steps - self.steps_by_incarnation.get(incarnation, 0)
+        limit = self.share - earlier
+        if stats.get("step_limit") is not None and stats["step_limit"] != limit \
+                and self._limit_sent != (incarnation, limit):
+            self.handle.set_step_limit.remote(limit)
+            self._limit_sent = (incarnation, limit)
         self.steps_by_incarnation[incarnation] = int(stats["env_steps"])
+        if self.env_steps != self._progress[0]:
+            self._progress = (self.env_steps, time.perf_counter())
         self.insert_wait_by_incarnation[incarnation] = float(stats["insert_wait_s"])
         self.elapsed_by_incarnation[incarnation] = float(stats["elapsed_s"])
         self.last = stats
@@ -88,6 +101,16 @@ class ActorTracker:
     def at_step_limit(self) -> bool:
         """True when the actor's last reply said it has taken its share of the budget."""
         return bool(self.last is not None and self.last.get("at_step_limit"))
+
+    @property
+    def stalled(self) -> bool:
+        """True when the actor's step count has not moved for ``STALL_S`` seconds."""
+        return time.perf_counter() - self._progress[1] > STALL_S
+
+
+#: Seconds without a step after which the driver counts an actor as stalled: when every other
+#: actor has taken its share, the run then ends at the budget instead of waiting for it.
+STALL_S = 10.0
 
 
 def unreachable_since(

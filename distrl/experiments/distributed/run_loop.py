@@ -158,7 +158,7 @@ class RunLoop:
             if self._stop_requested(now - start, learner_steps):
                 end_reason = "on_poll"
                 break
-            if self.env_steps >= config.max_env_steps or all(t.at_step_limit for t in self.trackers):
+            if self.env_steps >= config.max_env_steps or self._shares_taken():
                 break
             if dist.time_budget_s is not None and now - start >= dist.time_budget_s:
                 end_reason = "time_budget"
@@ -224,6 +224,11 @@ class RunLoop:
             self.components.learner, dict(self.learner_stats), self.components.server, self.replay.restarts,
             self.recorder.run_dir,
         )))
+
+    def _shares_taken(self) -> bool:
+        """Every actor has taken its share of the budget, or has stalled while the others have."""
+        trackers = self.trackers
+        return any(t.at_step_limit for t in trackers) and all(t.at_step_limit or t.stalled for t in trackers)
 
     def _sleep_s(self, start: float) -> float:
         """Seconds until the next poll: ``poll_interval_s``, or less when the
