@@ -64,6 +64,7 @@ class ActorTracker:
         self.handle = handle
         self.share = share
         self._limit_sent: tuple[str, int] | None = None
+        self.step_limit = share
         self._progress: tuple[int, float] = (-1, time.perf_counter())
         self.pending: "ray.ObjectRef | None" = None
         self.last: dict[str, Any] | None = None
@@ -84,11 +85,11 @@ class ActorTracker:
         if self.steps_by_incarnation and incarnation not in self.steps_by_incarnation:
             self.restarts += 1
         earlier = self.env_steps - self.steps_by_incarnation.get(incarnation, 0)
-        limit = self.share - earlier
-        if stats.get("step_limit") is not None and stats["step_limit"] != limit \
-                and self._limit_sent != (incarnation, limit):
-            self.handle.set_step_limit.remote(limit)
-            self._limit_sent = (incarnation, limit)
+        self.step_limit = self.share - earlier
+        if stats.get("step_limit") is not None and stats["step_limit"] != self.step_limit \
+                and self._limit_sent != (incarnation, self.step_limit):
+            self.handle.set_step_limit.remote(self.step_limit)
+            self._limit_sent = (incarnation, self.step_limit)
         self.steps_by_incarnation[incarnation] = int(stats["env_steps"])
         if self.env_steps != self._progress[0]:
             self._progress = (self.env_steps, time.perf_counter())
@@ -99,8 +100,10 @@ class ActorTracker:
 
     @property
     def at_step_limit(self) -> bool:
-        """True when the actor's last reply said it has taken its share of the budget."""
-        return bool(self.last is not None and self.last.get("at_step_limit"))
+        """True when the actor's last reply said it has taken its share of the budget (under the
+        limit the driver set: a restarted incarnation waiting for its limit has not)."""
+        last = self.last
+        return bool(last is not None and last.get("at_step_limit") and last.get("step_limit") == self.step_limit)
 
     @property
     def stalled(self) -> bool:
@@ -110,7 +113,7 @@ class ActorTracker:
 
 #: Seconds without a step after which the driver counts an actor as stalled: when every other
 #: actor has taken its share, the run then ends at the budget instead of waiting for it.
-STALL_S = 10.0
+STALL_S = 30.0
 
 
 def unreachable_since(
