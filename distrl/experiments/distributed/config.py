@@ -40,10 +40,15 @@ class DistributedConfig:
     """Environment failures (an exception or an invalid value from the env) one env actor survives
     by rebuilding its environments; the next one ends the run with the error."""
     publish_period: int | None = None
-    """Learner steps between weight publishes (one ray.put each); None: 10, or 1 for a
-    synchronous agent (A2C by default), whose actors wait for every version."""
+    """Learner steps between weight publishes (one ray.put each); None: 25, or 1 for a
+    synchronous agent (A2C by default), whose actors wait for every version. Actors look for
+    new weights every ``update_period`` env steps, about 50 learner steps at DQN's replay
+    ratio, so publishing more often adds little freshness; measured with ``bench system``
+    (DQN CartPole, 1 actor, 2 CPUs) every 10 steps cost the learner 27% of its updates/s
+    (497 vs 685) at the same weight lag."""
     update_period: int = 100
-    """Env steps of an actor between checks for newer weights (the check never blocks)."""
+    """Env steps of an actor between checks for newer weights (the check never blocks); an actor
+    stepping N environments checks every ``update_period // N`` vector steps."""
     max_in_flight_inserts: int = 4
     """Insert calls one actor may have outstanding before it waits (backpressure)."""
     prefetch: int = 2

@@ -42,6 +42,10 @@ from distrl.utils.tensors import to_cpu
 from distrl.variables.weight_store import WeightPublisher
 
 
+#: Learner steps between publishes when actors do not wait for every version (``DistributedConfig.publish_period``).
+ASYNC_PUBLISH_PERIOD = 25
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplingPlan:
     """How the learner reads the replay server and publishes weights."""
@@ -62,7 +66,8 @@ class SamplingPlan:
         that only the next weight version will complete, and the learner
         assembles its batch from rounds. A synchronous builder's actors wait
         for every new version, so it is published after every step."""
-        publish_period = dist.publish_period if dist.publish_period is not None else (1 if builder.synchronous else 10)
+        default_period = 1 if builder.synchronous else ASYNC_PUBLISH_PERIOD
+        publish_period = dist.publish_period if dist.publish_period is not None else default_period
         require(publish_period == 1 or not builder.synchronous, "DistributedConfig", "publish_period",
                 dist.publish_period, f"be 1 or None for a synchronous agent ({type(builder).__name__}: its actors "
                 f"wait for every new version)")
