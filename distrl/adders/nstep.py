@@ -27,13 +27,16 @@ step t until either n steps have followed it or the episode has ended.
 
 Transitions are buffered and handed to the ``ReplayClient`` as one stacked
 batch (every leaf gains a leading batch axis) each time ``max_batch_size``
-of them are ready; ``flush`` inserts the remainder.
+of them are ready; ``flush`` inserts the remainder. A ``priority_fn`` gives
+each batch its initial priorities at that point (Ape-X's actor-computed
+priorities, Horgan et al. 2018; Acme's adders take ``priority_fns`` for the
+same purpose); without one the table gives new items its maximum priority.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import dm_env
 import numpy as np
@@ -71,6 +74,7 @@ class NStepTransitionAdder(Adder):
         n_step: int,
         discount: float,
         max_batch_size: int = 64,
+        priority_fn: Callable[[Transition], np.ndarray] | None = None,
     ) -> None:
         """Creates the adder.
 
@@ -79,6 +83,9 @@ class NStepTransitionAdder(Adder):
           n_step: n >= 1, the number of environment steps summed per transition.
           discount: the agent's gamma in [0, 1].
           max_batch_size: number of transitions per ``insert`` call (>= 1).
+          priority_fn: maps a stacked batch of B transitions to their initial
+            priorities, float64 [B], each finite and >= 0 (ValueError otherwise,
+            before the insert); None: the table's default for new items.
         """
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}.")
@@ -90,6 +97,7 @@ class NStepTransitionAdder(Adder):
         self._n_step = n_step
         self._gamma = float(discount)
         self._max_batch_size = max_batch_size
+        self._priority_fn = priority_fn
 
         self._window: collections.deque[_Step] = collections.deque()
         self._observation: Nest | None = None
@@ -180,7 +188,17 @@ class NStepTransitionAdder(Adder):
         """Inserts all buffered transitions as one stacked batch (no call when empty)."""
         if not len(self._buffer):
             return
-        self._client.insert(Transition(**self._buffer.take()), priorities=None)
+        batch = Transition(**self._buffer.take())
+        priorities = None
+        if self._priority_fn is not None:
+            priorities = np.asarray(self._priority_fn(batch), dtype=np.float64)
+            size = len(batch.reward)
+            if priorities.shape != (size,) or not (np.isfinite(priorities).all() and (priorities >= 0).all()):
+                raise ValueError(
+                    f"NStepTransitionAdder: priority_fn must return {size} finite priorities >= 0 (float64 [{size}]), "
+                    f"got shape {priorities.shape} with values {priorities[:4]}..."
+                )
+        self._client.insert(batch, priorities=priorities)
 
     def get_state(self) -> dict:
         """The open window, the current observation and the formed transitions not inserted yet."""

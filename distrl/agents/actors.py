@@ -64,7 +64,8 @@ class BatchedFeedForwardActor(BatchedActor):
     Environment i writes through ``adders[i]``. The adder records the
     policy's ``behaviour_actions[i]`` (not the possibly clipped action the
     environment received) with ``extras['policy_version']``, the version of
-    the weights that chose it.
+    the weights that chose it (one extras dict per vector step, shared by the
+    N adders).
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class BatchedFeedForwardActor(BatchedActor):
         self._adders = list(adders)
         self._variable_client = variable_client
         self._behaviour_actions: Any = None
+        self._extras = {"policy_version": np.int64(self.policy_version)}
 
     @property
     def num_envs(self) -> int:
@@ -89,6 +91,7 @@ class BatchedFeedForwardActor(BatchedActor):
 
     def select_actions(self, observations: Any) -> Any:
         actions, self._behaviour_actions = self._policy.select_actions(observations)
+        self._extras = {"policy_version": np.int64(self.policy_version)}
         return actions
 
     def observe_first(self, index: int, timestep: dm_env.TimeStep) -> None:
@@ -96,8 +99,7 @@ class BatchedFeedForwardActor(BatchedActor):
         self._adders[index].add_first(timestep)
 
     def observe(self, index: int, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        extras = {"policy_version": np.int64(self.policy_version)}
-        self._adders[index].add(index_nest(self._behaviour_actions, index), next_timestep, extras=extras)
+        self._adders[index].add(index_nest(self._behaviour_actions, index), next_timestep, extras=self._extras)
 
     def update(self, wait: bool = False) -> None:
         if self._variable_client is not None:

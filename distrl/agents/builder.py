@@ -130,13 +130,19 @@ class Builder(abc.ABC):
         """Returns the agent's replay tables; the first one feeds the learner."""
 
     @abc.abstractmethod
-    def make_adder(self, client: ReplayClient) -> Adder:
-        """Returns the adder an actor writes through."""
+    def make_adder(self, client: ReplayClient, networks: Any = None) -> Adder:
+        """Returns the adder an actor writes through.
 
-    def make_adders(self, client: ReplayClient, num_envs: int) -> list[Adder]:
+        ``networks`` are that actor's acting networks (the ones its variable
+        client keeps current; None where there are none), for adders that
+        compute per-item values as they insert, e.g. Ape-X's initial
+        priorities (Acme's ``make_adder`` takes the policy for the same reason).
+        """
+
+    def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:
         """The adders of one actor's ``num_envs`` environments, environment i
-        writing through the i-th; the default makes ``make_adder(client)`` each."""
-        return [self.make_adder(client) for _ in range(num_envs)]
+        writing through the i-th; the default makes ``make_adder(client, networks)`` each."""
+        return [self.make_adder(client, networks) for _ in range(num_envs)]
 
     @abc.abstractmethod
     def make_policy(

@@ -7,13 +7,23 @@ samples-per-insert rate limiter, a feed-forward actor that pulls its
 network by version. ``OffPolicyConfig`` holds those fields once (agents
 subclass it and add their own) and ``OffPolicyBuilder`` builds those parts
 once (agents subclass it and add networks, policies and the learner).
+
+An actor stepping N > 1 environments (``Builder.envs_per_actor``, e.g. DQN's
+``envs_per_actor``) keeps one n-step adder per environment, so no transition
+mixes two environments' steps, and the N adders insert through one
+``GroupedInsertClient``: the environments step in lockstep, so their adders
+fill their ``adder_batch_size`` batches together and reach the table as one
+insert call of about N x ``adder_batch_size`` transitions instead of N calls.
+The rate limiter's window is sized for that insert batch.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from torch import nn
 
@@ -22,11 +32,12 @@ from distrl.adders.nstep import NStepTransitionAdder
 from distrl.agents.actors import FeedForwardActor
 from distrl.agents.builder import Builder, Policy
 from distrl.core import Actor, VariableSource
-from distrl.replay.client import ReplayClient
+from distrl.replay.client import GroupedInsertClient, ReplayClient
 from distrl.replay.rate_limiters import SampleToInsertRatio
 from distrl.replay.samplers import Sampler, UniformSampler
 from distrl.replay.table import Table
 from distrl.specs import EnvironmentSpec
+from distrl.types import Transition
 from distrl.utils.config import doc, field_docs, in_unit_interval, non_negative, positive, require
 from distrl.variables.client import VariableClient
 
@@ -95,12 +106,13 @@ class OffPolicyBuilder(Builder):
 
     def make_rate_limiter(self) -> SampleToInsertRatio:
         """The table's ``SampleToInsertRatio``: its window follows ``samples_per_insert_tolerance``
-        and is never narrower than one learner batch and one adder batch need
-        (``SampleToInsertRatio.with_tolerance``)."""
+        and is never narrower than one learner batch and one actor's insert batch need
+        (``SampleToInsertRatio.with_tolerance``; an insert batch is ``adder_batch_size`` x
+        ``envs_per_actor`` transitions, see ``make_adders``)."""
         config = self.config
         return SampleToInsertRatio.with_tolerance(
             config.samples_per_insert, config.min_replay_size, config.samples_per_insert_tolerance,
-            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size,
+            sample_batch_size=config.batch_size, insert_batch_size=config.adder_batch_size * self.envs_per_actor,
         )
 
     def expected_updates(self, max_env_steps: int) -> int:
@@ -138,25 +150,47 @@ class OffPolicyBuilder(Builder):
                       deduplicate_frames=config.deduplicate_frames,
                       frames_per_item=config.replay_frames_per_item)]
 
-    def make_adder(self, client: ReplayClient) -> Adder:
-        """An n-step transition adder inserting ``adder_batch_size`` transitions per call."""
+    def make_adder(self, client: ReplayClient, networks: Any = None) -> Adder:
+        """An n-step transition adder inserting ``adder_batch_size`` transitions per call, each batch
+        with the initial priorities ``make_priority_fn(networks)`` computes when it gives a function."""
         return NStepTransitionAdder(
             client, n_step=self.config.n_step, discount=self.config.discount,
             max_batch_size=self.config.adder_batch_size,
+            priority_fn=None if networks is None else self.make_priority_fn(networks),
         )
+
+    def make_priority_fn(self, networks: Any) -> Callable[[Transition], np.ndarray] | None:
+        """A function giving a batch of new transitions their initial priorities from the actor's
+        ``networks`` (float64 [B]); None, the default: the table gives new items its maximum priority."""
+        return None
+
+    def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:
+        """One n-step adder per environment (``make_adder``); with ``num_envs`` > 1 they share a
+        ``GroupedInsertClient`` that inserts once ``num_envs`` x ``adder_batch_size`` transitions
+        are buffered (see the module docstring). Transitions still buffered there when a run
+        ends (fewer than one group) are not inserted."""
+        if num_envs == 1:
+            return [self.make_adder(client, networks)]
+        grouped = GroupedInsertClient(client, items_per_insert=num_envs * self.config.adder_batch_size)
+        return [self.make_adder(grouped, networks) for _ in range(num_envs)]
+
+    def make_variable_client(self, networks: Any, variable_source: VariableSource | None) -> VariableClient | None:
+        """A client loading ``actor_modules(networks)`` from ``variable_source`` every
+        ``variable_update_period`` actor updates, i.e. env steps (vector steps for a batched
+        actor); None without a source."""
+        if variable_source is None:
+            return None
+        modules = self.actor_modules(networks)
+        if tuple(modules) != tuple(self.variable_names):
+            raise ValueError(
+                f"{type(self).__name__}.actor_modules gives {tuple(modules)}, "
+                f"but variable_names is {tuple(self.variable_names)}"
+            )
+        return VariableClient(variable_source, modules, self.config.variable_update_period)
 
     def make_actor(
         self, policy: Policy, networks: Any, variable_source: VariableSource | None, adder: Adder | None
     ) -> Actor:
         """A ``FeedForwardActor`` whose acting networks follow ``variable_source``
         every ``variable_update_period`` env steps (no source: they stay as given)."""
-        client = None
-        if variable_source is not None:
-            modules = self.actor_modules(networks)
-            if tuple(modules) != tuple(self.variable_names):
-                raise ValueError(
-                    f"{type(self).__name__}.actor_modules gives {tuple(modules)}, "
-                    f"but variable_names is {tuple(self.variable_names)}"
-                )
-            client = VariableClient(variable_source, modules, self.config.variable_update_period)
-        return FeedForwardActor(policy, adder, client)
+        return FeedForwardActor(policy, adder, self.make_variable_client(networks, variable_source))

@@ -12,6 +12,7 @@ import importlib
 from typing import Sequence
 
 BENCHMARKS = {
+    "actor": "distrl.bench.actor",
     "insert": "distrl.bench.insert",
     "peers": "distrl.bench.peers",
     "replay": "distrl.bench.replay",

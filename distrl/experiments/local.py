@@ -205,14 +205,14 @@ class _LocalRun:
         self._stop_since: float | None = None
         self._at_episode_end = True  # The single-env loop is between episodes (an exact checkpoint).
         if len(environments) > 1:
-            self.adders = builder.make_adders(client, len(environments))
+            self.adders = builder.make_adders(client, len(environments), actor_networks)
             self.actor: Actor | BatchedActor = builder.make_batched_actor(policy, actor_networks, learner, self.adders)
             self.vector_loop: VectorEnvironmentLoop | None = VectorEnvironmentLoop(
                 environments, LocalAgent(self.actor, learner, client, builder.batch_size), self.counter,
                 recorder.logger, on_episode_end=self._on_episode_end,
             )
         else:
-            self.adders = [builder.make_adder(client)]
+            self.adders = [builder.make_adder(client, actor_networks)]
             self.actor = builder.make_actor(policy, actor_networks, learner, self.adders[0])
             self.vector_loop = None
             self.loop = EnvironmentLoop(

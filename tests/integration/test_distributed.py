@@ -208,9 +208,9 @@ def test_cli_rejects_flags_of_other_modes(capsys):
     assert "--num-actors does not apply to --mode debug" in capsys.readouterr().err
     assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local", "--address", "auto"]) == 2
     assert "--address does not apply to --mode local" in capsys.readouterr().err
-    assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local",
+    assert main(["train", "--agent", "ddpg", "--env", "gym:Pendulum-v1", "--mode", "local",
                  "--envs-per-actor", "2"]) == 2
-    assert "agent dqn steps one environment per actor" in capsys.readouterr().err
+    assert "agent ddpg steps one environment per actor" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ In the single-process mode ``run_local`` takes its vectorised path whenever
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -100,11 +100,11 @@ class A2CBuilder(Builder):
         """One FIFO queue of segments; each segment is consumed exactly once."""
         return [Table.queue(QUEUE_TABLE, max_size=self.batch_size + self.envs_per_actor)]
 
-    def make_adder(self, client: ReplayClient) -> Adder:
-        """A trajectory adder inserting each T-step segment as soon as it is complete."""
+    def make_adder(self, client: ReplayClient, networks: Any = None) -> Adder:
+        """A trajectory adder inserting each T-step segment as soon as it is complete (``networks`` unused)."""
         return TrajectoryAdder(client, sequence_length=self.config.sequence_length, max_batch_size=1)
 
-    def make_adders(self, client: ReplayClient, num_envs: int) -> list[Adder]:
+    def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:
         """One trajectory adder per environment, all inserting through one
         ``GroupedInsertClient``: a whole round per insert call."""
         grouped = GroupedInsertClient(client, items_per_insert=num_envs)

@@ -1,5 +1,6 @@
-"""DQN acting policies: epsilon-greedy for exploration, greedy for evaluation,
-and Ape-X's table of per-actor epsilons."""
+"""DQN acting policies: epsilon-greedy for exploration (one environment, or N in
+lockstep with one batched forward), greedy for evaluation, and Ape-X's table
+of per-actor epsilons."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from distrl.agents.builder import Policy
+from distrl.agents.builder import BatchedPolicy, Policy
 from distrl.networks.numpy_inference import compile_numpy_forward
-from distrl.utils.tensors import batch_of_one
+from distrl.utils.nests import stacked_length
+from distrl.utils.tensors import as_tensors, batch_of_one
 
 
 def apex_epsilon(index: int, num_actors: int) -> float:
@@ -102,3 +104,55 @@ class EpsilonGreedyPolicy(GreedyPolicy):
         if self._rng.random() < epsilon:
             return np.int64(self._rng.integers(self._num_actions))
         return super().__call__(observation)
+
+
+class BatchedEpsilonGreedyPolicy(EpsilonGreedyPolicy, BatchedPolicy):
+    """Epsilon-greedy for N environments stepped in lockstep: one batched Q forward per vector step.
+
+    ``select_actions(observations)`` takes N stacked observations (every leaf
+    with a leading axis N, e.g. float32 [N, 4] for CartPole, uint8
+    [N, 84, 84, 4] for Atari) and returns int64 actions of shape [N] (twice:
+    the environments and the adders get the same actions). Row i is a
+    uniform random action with probability epsilon_i, else
+    argmax_a Q(s_i, a) from one forward pass of the Q network over all N
+    rows; the forward is skipped when every row explores.
+
+    The epsilon schedule counts env steps as ``EpsilonGreedyPolicy`` does,
+    one per observation: row i of a call made after s env steps uses the
+    epsilon of step s + i, and the call advances the count by N. So an actor
+    follows its schedule (or, with a fixed ``exploration``, its Ape-X epsilon,
+    Horgan et al. 2018) over the env steps of all its environments together,
+    and every environment of one actor explores at that actor's epsilon
+    (vectorised acting as in Sample Factory or CleanRL's vector envs). The
+    state (``get_state``: schedule position and generator) and
+    ``exploration_state`` are the single-environment policy's, so
+    checkpoints and run summaries read the same; ``__call__`` acts for one
+    observation exactly as ``EpsilonGreedyPolicy`` does.
+    """
+
+    def epsilons(self, num_envs: int) -> np.ndarray:
+        """float64 [num_envs]: the epsilons of the next ``num_envs`` env steps (steps s, ..., s + N - 1)."""
+        steps = self._steps + np.arange(num_envs)
+        if self._decay_steps <= 0:
+            return np.full(num_envs, self._epsilon_end)
+        fraction = steps / self._decay_steps
+        scheduled = self._epsilon_start + fraction * (self._epsilon_end - self._epsilon_start)
+        return np.where(steps >= self._decay_steps, self._epsilon_end, scheduled)
+
+    def greedy_actions(self, observations: Any) -> np.ndarray:
+        """int64 [N]: argmax_a Q(s_i, a) for N stacked observations, one forward pass."""
+        if self._numpy_forward is not None:
+            q_values = self._numpy_forward(observations)
+        else:
+            with torch.inference_mode():
+                q_values = self._q_network(as_tensors(observations)).numpy()
+        return q_values.argmax(axis=-1).astype(np.int64, copy=False)
+
+    def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
+        num_envs = stacked_length(observations)
+        explore = self._rng.random(num_envs) < self.epsilons(num_envs)
+        self._steps += num_envs
+        actions = self._rng.integers(self._num_actions, size=num_envs, dtype=np.int64)
+        if not explore.all():
+            actions = np.where(explore, actions, self.greedy_actions(observations))
+        return actions, actions

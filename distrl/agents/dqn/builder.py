@@ -1,27 +1,41 @@
 """The DQN builder: uniform or prioritized transition table, epsilon-greedy actor, learner.
 
-The table, the n-step adder and the actor are ``OffPolicyBuilder``'s; this
+The table, the n-step adders and the actor are ``OffPolicyBuilder``'s; this
 builder adds the sampler choice, the policies, per-actor epsilons and the
 learner.
+
+Several environments per actor. With ``Config.envs_per_actor`` N > 1 the
+runtimes (the single-process mode and every Ray env actor) step N
+environments in lockstep: ``make_policy`` gives a
+``BatchedEpsilonGreedyPolicy`` (one batched Q forward per vector step,
+epsilon-greedy per environment at the actor's epsilon) and
+``make_batched_actor`` a ``BatchedFeedForwardActor`` over one n-step adder
+per environment, whose inserts are grouped into one call per round
+(``OffPolicyBuilder.make_adders``). The env-step budget counts every
+environment's steps; an actor takes only whole vector steps.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
-from distrl.agents.builder import Policy
-from distrl.agents.dqn.actor import EpsilonGreedyPolicy, GreedyPolicy, apex_epsilon
+from distrl.adders.base import Adder
+from distrl.agents.actors import BatchedFeedForwardActor
+from distrl.agents.builder import BatchedPolicy, Policy
+from distrl.agents.dqn.actor import BatchedEpsilonGreedyPolicy, EpsilonGreedyPolicy, GreedyPolicy, apex_epsilon
 from distrl.agents.dqn.config import Config
 from distrl.agents.dqn.learning import DQNLearner
 from distrl.agents.dqn.networks import DQNNetworks
+from distrl.agents.dqn.priorities import td_error_priorities
 from distrl.agents.off_policy import OffPolicyBuilder
-from distrl.core import Learner
+from distrl.core import BatchedActor, Learner, VariableSource
 from distrl.replay.client import ReplayClient
 from distrl.replay.samplers import PrioritizedSampler, Sampler, UniformSampler
-from distrl.types import SampleBatch
+from distrl.types import SampleBatch, Transition
 from distrl.utils.config import require
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
@@ -32,6 +46,10 @@ class DQNBuilder(OffPolicyBuilder):
 
     config: Config
     variable_names = ("q_network",)
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.envs_per_actor = config.envs_per_actor
 
     def make_sampler(self, seed: int) -> Sampler:
         """Prioritized (sum tree, alpha and beta from the config) or uniform."""
@@ -69,14 +87,38 @@ class DQNBuilder(OffPolicyBuilder):
         self, networks: DQNNetworks, evaluation: bool, seed: int, exploration: float | None = None
     ) -> Policy:
         """Greedy for evaluation; epsilon-greedy otherwise (a fixed epsilon when
-        ``exploration`` is given, the config's linear decay when it is not)."""
+        ``exploration`` is given, the config's linear decay when it is not), batched
+        (``BatchedEpsilonGreedyPolicy``, also a ``BatchedPolicy``) when ``envs_per_actor`` > 1."""
         if evaluation:
             return GreedyPolicy(networks.q_network)
         if exploration is None:
             start, end, decay = self.config.epsilon_start, self.config.epsilon_end, self.config.epsilon_decay_steps
         else:
             start, end, decay = exploration, exploration, 0
-        return EpsilonGreedyPolicy(networks.q_network, networks.num_actions, start, end, decay, seed=seed)
+        policy_class = BatchedEpsilonGreedyPolicy if self.envs_per_actor > 1 else EpsilonGreedyPolicy
+        return policy_class(networks.q_network, networks.num_actions, start, end, decay, seed=seed)
+
+    def make_priority_fn(self, networks: DQNNetworks) -> Callable[[Transition], np.ndarray] | None:
+        """Ape-X's initial priorities (``td_error_priorities`` over the actor's Q network) when
+        ``actor_priorities`` is on; None otherwise (new items get the table's maximum priority)."""
+        if not self.config.actor_priorities:
+            return None
+        return td_error_priorities(networks.q_network, self.config.priority_eps)
+
+    def make_batched_actor(
+        self,
+        policy: BatchedPolicy,
+        networks: DQNNetworks,
+        variable_source: VariableSource | None,
+        adders: list[Adder],
+    ) -> BatchedActor:
+        """A ``BatchedFeedForwardActor``: ``policy`` (from ``make_policy``) acts for all
+        ``len(adders)`` environments at once, environment i writes through ``adders[i]``
+        (from ``make_adders``), and the Q network follows ``variable_source``."""
+        if not isinstance(policy, BatchedPolicy):
+            raise TypeError(f"DQN with several environments per actor needs a BatchedPolicy "
+                            f"(make_policy with envs_per_actor > 1), got {type(policy).__name__}")
+        return BatchedFeedForwardActor(policy, adders, self.make_variable_client(networks, variable_source))
 
     def make_learner(
         self,

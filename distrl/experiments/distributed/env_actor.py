@@ -87,7 +87,9 @@ class EnvActorWorker:
         networks = config.network_factory(spec)
         server, store = ray.get_actor(server_name), ray.get_actor(store_name)
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
-        self._source = RayVariableSource(store, update_period=dist.update_period, timeout=dist.wait_timeout_s)
+        # The source counts the actor's calls, one per vector step: update_period counts env steps.
+        self._source = RayVariableSource(store, update_period=max(1, dist.update_period // builder.envs_per_actor),
+                                         timeout=dist.wait_timeout_s)
         self.exploration = builder.actor_exploration(index, num_actors)
         self._policy = builder.make_policy(
             networks, evaluation=False, seed=derive_seed(seed, "policy", index), exploration=self.exploration
@@ -101,10 +103,10 @@ class EnvActorWorker:
         self.env_failures: list[str] = []
         if builder.envs_per_actor == 1:
             self._actor: Actor | BatchedActor = builder.make_actor(
-                self._policy, networks, self._source, builder.make_adder(self._client)
+                self._policy, networks, self._source, builder.make_adder(self._client, networks)
             )
         else:
-            adders = builder.make_adders(self._client, builder.envs_per_actor)
+            adders = builder.make_adders(self._client, builder.envs_per_actor, networks)
             self._actor = builder.make_batched_actor(self._policy, networks, self._source, adders)
         self._environments: list = []
         self._loop = self._build_loop(0)

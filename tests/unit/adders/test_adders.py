@@ -19,10 +19,11 @@ class RecordingClient(ReplayClient):
 
     def __init__(self) -> None:
         self.batches: list[Nest] = []
+        self.priorities: list[np.ndarray | None] = []
 
     def insert(self, items: Nest, priorities: np.ndarray | None = None) -> None:
-        assert priorities is None
         self.batches.append(items)
+        self.priorities.append(priorities)
 
     def sample(self, batch_size: int) -> SampleBatch:
         raise NotImplementedError
@@ -247,6 +248,35 @@ def test_nstep_batching():
     adder.flush()
     assert len(client.batches) == 3
     np.testing.assert_array_equal(np.concatenate([b.observation[:, 0] for b in client.batches]), np.arange(10))
+
+
+def test_nstep_priority_fn_gives_each_batch_its_priorities():
+    client = RecordingClient()
+    seen = []
+
+    def priorities(batch: Transition) -> np.ndarray:
+        seen.append(batch)
+        return 1.0 + batch.observation[:, 0].astype(np.float64)  # Item i gets priority 1 + i.
+
+    adder = NStepTransitionAdder(client, n_step=2, discount=0.9, max_batch_size=4, priority_fn=priorities)
+    run_episodes(adder, [Episode(0, [(MID, 1.0, 1.0)] * 9 + [(TERM, 1.0, 0.0)])])
+    adder.flush()
+    assert [batch is recorded for batch, recorded in zip(seen, client.batches)] == [True, True, True]
+    assert [p.dtype for p in client.priorities] == [np.float64] * 3
+    np.testing.assert_array_equal(np.concatenate(client.priorities), 1.0 + np.arange(10))
+    plain = RecordingClient()  # Without a priority_fn every insert leaves priorities to the table.
+    run_episodes(NStepTransitionAdder(plain, n_step=1, discount=0.9, max_batch_size=1), [Episode(0, [(TERM, 1.0, 0.0)])])
+    assert plain.priorities == [None]
+
+
+@pytest.mark.parametrize("bad", [lambda b: -np.ones(len(b.reward)), lambda b: np.full(len(b.reward), np.nan),
+                                 lambda b: np.ones(len(b.reward) + 1)])
+def test_nstep_refuses_priorities_that_cannot_be_sampled(bad):
+    client = RecordingClient()
+    adder = NStepTransitionAdder(client, n_step=1, discount=0.9, max_batch_size=2, priority_fn=bad)
+    with pytest.raises(ValueError, match="priority_fn must return 2 finite priorities >= 0"):
+        run_episodes(adder, [Episode(0, [(MID, 1.0, 1.0), (TERM, 1.0, 0.0)])])
+    assert client.batches == []
 
 
 def test_nstep_copies_observations_and_actions():

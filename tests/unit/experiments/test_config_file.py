@@ -30,6 +30,8 @@ def _write(tmp_path: Path, text: str) -> str:
         ("ddpg_pendulum", "ddpg", "gym:Pendulum-v1", 25_000, 2_500, {"n_step": 3}),
         ("a2c_cartpole", "a2c", "gym:CartPole-v1", 100_000, 5_000, {"envs_per_actor": 4}),
         ("dqn_atari", "dqn", "atari:Pong", 10_000_000, 250_000, {"hidden_sizes": (), "samples_per_insert": 8.0}),
+        ("apex_dqn_cartpole", "dqn", "gym:CartPole-v1", 100_000, 5_000,
+         {"envs_per_actor": 8, "batch_size": 256, "prioritized": True, "actor_priorities": True}),
     ],
 )
 def test_shipped_config_builds_the_measured_experiment(name, agent, env, max_env_steps, eval_every, agent_fields):
