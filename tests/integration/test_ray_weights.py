@@ -128,6 +128,30 @@ def test_a_failed_background_fetch_keeps_the_held_weights(ray_session):
     ray.kill(store)
 
 
+def test_a_fast_actor_asks_the_store_at_most_every_min_check_interval(ray_session):
+    """An actor stepping faster than the floor (here: every call is a check) asks for the latest
+    version about once per MIN_CHECK_INTERVAL_S, not once per update_period calls."""
+    import time
+
+    from distrl.variables.weight_store import MIN_CHECK_INTERVAL_S
+
+    store = create_weight_store()
+    learner = _CountingLearner()
+    publisher = WeightPublisher(learner, store, publish_period=1, names=["net"])
+    publisher.publish()
+    publisher.flush()
+    source = RayVariableSource(store, update_period=1)
+    source.get_variables(["net"])  # The first, blocking fetch.
+    calls, start = 0, time.monotonic()
+    while time.monotonic() - start < 20 * MIN_CHECK_INTERVAL_S:
+        source.get_variables(["net"])
+        calls += 1
+    elapsed = time.monotonic() - start
+    assert calls > 1_000  # Every one of them reached update_period...
+    assert 1 <= source.latest_requests <= elapsed / MIN_CHECK_INTERVAL_S + 1  # ...but not the store.
+    ray.kill(store)
+
+
 def test_first_fetch_times_out_with_clear_error(ray_session):
     store = create_weight_store()
     with pytest.raises(TimeoutError, match="published no version"):
