@@ -21,6 +21,7 @@ import torch
 import tree
 
 from distrl.agents.dqn.losses import double_q_td_loss
+from distrl.agents.optimizers import make_adam
 
 
 def _random_batch(spec_nest, batch_size: int, rng: np.random.Generator):
@@ -40,7 +41,7 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
                            device: str = "cpu") -> float:
     """DQN updates per second of a bare torch loop for ``env`` with the DQN config ``overrides``,
     on one torch thread (as the learner runs) and on ``device`` (the learner's): the agent's
-    networks, Adam, ``double_q_td_loss``, gradient clipping, a hard target copy every
+    networks, the learner's Adam (``make_adam``), ``double_q_td_loss``, gradient clipping, a hard target copy every
     ``target_update_period`` updates."""
     from distrl.experiments import make_experiment_config
     from distrl.specs import make_environment_spec
@@ -57,7 +58,7 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
         networks = config.network_factory(spec)
         q_network = networks.q_network.to(device)
         target = copy.deepcopy(q_network)
-        optimizer = torch.optim.Adam(q_network.parameters(), lr=dqn.learning_rate, eps=dqn.adam_eps)
+        optimizer = make_adam(q_network.parameters(), dqn.learning_rate, torch.device(device), eps=dqn.adam_eps)
         rng = np.random.default_rng(seed)
         batch = dqn.batch_size
         def on_device(nest):

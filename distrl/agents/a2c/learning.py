@@ -11,6 +11,7 @@ from distrl.agents.a2c.config import Config
 from distrl.agents.a2c.losses import a2c_loss, gae
 from distrl.agents.a2c.networks import ActorCritic
 from distrl.agents.learning import TorchLearner
+from distrl.agents.optimizers import make_adam
 from distrl.types import SampleBatch, Trajectory
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
@@ -66,9 +67,7 @@ class A2CLearner(TorchLearner):
                 self._parameters, lr=config.learning_rate, alpha=0.99, eps=config.optimizer_eps, foreach=True
             )
         else:
-            self._optimizer = torch.optim.Adam(
-                self._parameters, lr=config.learning_rate, eps=config.optimizer_eps, foreach=True
-            )
+            self._optimizer = make_adam(self._parameters, config.learning_rate, device, eps=config.optimizer_eps)
         super().__init__(
             dataset=dataset,
             state={"networks": self._networks, "optimizer": self._optimizer},

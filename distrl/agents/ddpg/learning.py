@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -12,23 +12,11 @@ from distrl.agents.ddpg.losses import actor_loss, critic_td_loss
 from distrl.agents.ddpg.networks import DDPGNetworks
 from distrl.agents.learning import TorchLearner
 from distrl.networks.target import make_target, polyak_update_
+from distrl.agents.optimizers import make_adam
 from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
 from distrl.utils.loggers import Logger
 from distrl.utils.tensors import to_tensor, to_tensors
-
-
-def make_adam(parameters: Iterable[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused single-kernel update where torch has one for ``device``
-    (CPU and CUDA): for these small networks the per-tensor loop of the default
-    implementation is a visible share of a learner step."""
-    parameters = list(parameters)
-    if device.type in ("cpu", "cuda"):
-        try:
-            return torch.optim.Adam(parameters, lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            pass
-    return torch.optim.Adam(parameters, lr=lr)
 
 
 class DDPGLearner(TorchLearner):

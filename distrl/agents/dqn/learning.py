@@ -11,6 +11,7 @@ from distrl.agents.dqn.config import Config
 from distrl.agents.dqn.losses import double_q_td_loss
 from distrl.agents.dqn.networks import DQNNetworks
 from distrl.agents.learning import TorchLearner
+from distrl.agents.optimizers import make_adam
 from distrl.networks.target import hard_update_, make_target
 from distrl.replay.client import ReplayClient
 from distrl.types import SampleBatch
@@ -45,9 +46,7 @@ class DQNLearner(TorchLearner):
         self._config = config
         self._q_network = networks.q_network.to(device)
         self._target_network = make_target(self._q_network)
-        self._optimizer = torch.optim.Adam(
-            self._q_network.parameters(), lr=config.learning_rate, eps=config.adam_eps
-        )
+        self._optimizer = make_adam(self._q_network.parameters(), config.learning_rate, device, eps=config.adam_eps)
         self._replay_client = replay_client
         super().__init__(
             dataset=dataset,
