@@ -95,6 +95,8 @@ def test_dqn_cartpole_run_survives_a_killed_actor(ray_session, tmp_path):
     assert len(dist["env_steps_per_s_per_actor"]) == 2
     assert 0.0 <= dist["learner_wait_fraction"] <= 1.0 and dist["bottleneck"]
     assert dist["actor_exploration"] == [pytest.approx(0.4), pytest.approx(0.4**8)]
+    node = ray.get_runtime_context().get_node_id()[:8]  # One node here; a multi-node run names each.
+    assert dist["learner_node"] == node and dist["actor_nodes"] == [node, node]
     # Versions only increase at each actor and reach every actor.
     assert dist["actor_version_regressions"] == 0
     assert all(v is not None and v > 0 for v in dist["actor_policy_versions"])

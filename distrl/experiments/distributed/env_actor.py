@@ -240,6 +240,7 @@ class EnvActorWorker:
             "index": self.index,
             "incarnation": self.incarnation,
             "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "env_steps": self._env_steps,
             "episodes": episodes,
             "policy_version": self._policy_version,

@@ -275,6 +275,7 @@ class LearnerWorker:
             "steps": self._learner.steps,
             "incarnation": self.incarnation,
             "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "restored_from_steps": self.restored_from_steps,
             "restore_note": self.restore_note,
             "checkpoints": self.checkpoints,

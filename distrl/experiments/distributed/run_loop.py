@@ -373,6 +373,9 @@ class RunLoop:
             "num_actors": self.components.num_actors,
             "envs_per_actor": self.config.builder.envs_per_actor,
             "learner_device": self.components.device,
+            # The Ray node each process ran on (a node id's first 8 hex digits): where a multi-node run placed them.
+            "learner_node": (learner.get("node_id") or "")[:8] or None,
+            "actor_nodes": [None if t.last is None else (t.last.get("node_id") or "")[:8] or None for t in trackers],
             "running_s": round(running_s, 3),
             "env_steps_per_s": (self.env_steps - self.env_steps_offset) / running_s if running_s > 0 else 0.0,
             "env_steps_per_s_per_actor": [t.env_steps / running_s if running_s > 0 else 0.0 for t in trackers],
