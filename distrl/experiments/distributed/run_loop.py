@@ -89,6 +89,7 @@ class RunLoop:
         self.next_eval = self.config.eval_every if run_state is None else int(run_state["next_eval"])
         self.store = checkpoint_store(self.config, recorder.run_dir)
         self.checkpoints_written = 0
+        self.weight_lag_sum, self.weight_lag_samples = 0.0, 0  # Over the run's metric rows.
         self.checkpoint_failures = 0
         self.eval_actor, self.eval_source = self._evaluation_actor(spec)
 
@@ -150,6 +151,8 @@ class RunLoop:
                     self.env_steps - steps0, learner_steps - updates0, now - t0,
                 )
                 recorder.logger.write({f"distributed/{k}": v for k, v in figures.items()}, self.env_steps)
+                self.weight_lag_sum += figures["weight_lag"]
+                self.weight_lag_samples += 1
                 last_metrics, last_metrics_time = (self.env_steps, learner_steps, now), now
             recorder.progress(self.env_steps, learner_steps, extra=self._progress_extra())
             if stop_requested() is not None:
@@ -383,7 +386,9 @@ class RunLoop:
                                       if running_s > 0 else 0.0),
             "replay_size": info.get("size", 0),
             "samples_per_insert": info.get("samples_per_insert", 0.0),
-            "weight_lag_mean": weight_lag(trackers, learner),
+            # While acting (the metric rows); the final figures include the updates after the actors stopped.
+            "weight_lag_mean": (self.weight_lag_sum / self.weight_lag_samples if self.weight_lag_samples
+                                else weight_lag(trackers, learner)),
             "published_version": learner.get("published_version", -1),
             "actor_policy_versions": per_actor("policy_version"),
             "actor_version_regressions": sum(0 if t.last is None else t.last["version_regressions"] for t in trackers),
