@@ -53,9 +53,12 @@ class DistributedConfig:
     """Insert calls one actor may have outstanding before it waits (backpressure)."""
     prefetch: int = 2
     """Sample calls the learner keeps in flight."""
-    sample_batches_per_call: int = 4
-    """Learner batches fetched by one sample call (amortises the remote call over several steps);
-    always 1 for a queue table (on-policy agents)."""
+    sample_batches_per_call: int = 16
+    """Learner batches fetched by one sample call (amortises the remote call and its
+    deserialisation over several steps); always 1 for a queue table (on-policy agents). Measured
+    in a Ray learner reading a filled replay server (DQN CartPole, batch 64, nothing else
+    running) against the same learner on fixed in-process batches (1,058 updates/s): 4 per call
+    790 updates/s, 8: 850, 16: 874-928, 32: 911."""
     time_budget_s: float | None = None
     """Stop after this many seconds of running even before max_env_steps; None: no limit."""
     address: str | None = None
