@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch_rates = [pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds, device=device)]
     rows = []
     insert_report = None
-    init_ray(DistributedConfig(num_cpus=cpus))
+    started = init_ray(DistributedConfig(num_cpus=cpus))  # A Ray this process already runs is used as it is.
     try:
         with tempfile.TemporaryDirectory(prefix="distrl-bench-system-") as run_dir:
             for profile in profiles:
@@ -236,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_insert:
             insert_report = insert.run(**insert_options)
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     torch_rates.append(pure_dqn_updates_per_s(args.env, args.overrides, args.torch_seconds, device=device))
     print(format_report(rows, raw_rate, args.env, args.seconds, cpus, max(torch_rates)))
     print(f"raw env measured again: {raw_env_steps_per_s(args.env[len('gym:'):], args.raw_seconds):,.0f} steps/s; "
