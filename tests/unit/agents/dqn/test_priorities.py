@@ -11,15 +11,14 @@ from distrl.agents.dqn.priorities import td_error_priorities
 from distrl.types import Transition
 
 
-class TableQ(nn.Module):
-    """Q(s, .) read from a table: the observation is the state index, shape [B, 1]."""
+class StateIndexQ(nn.Embedding):
+    """Q(s, .) as a learnable table row, looked up by the state index in ``observation[:, 0]``."""
 
     def __init__(self, table: list[list[float]]) -> None:
-        super().__init__()
-        self.table = nn.Parameter(torch.tensor(table))
+        super().__init__(len(table), len(table[0]), _weight=torch.tensor(table))
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        return self.table[observation[:, 0].long()]
+        return super().forward(observation[:, 0].long())
 
 
 def batch() -> Transition:
@@ -34,24 +33,24 @@ def batch() -> Transition:
 
 
 def test_priorities_are_the_n_step_td_errors_under_the_actors_network():
-    q_network = TableQ([[1.0, 2.0], [3.0, 0.5], [0.0, 4.0]])
+    q_network = StateIndexQ([[1.0, 2.0], [3.0, 0.5], [0.0, 4.0]])
     priorities = td_error_priorities(q_network, priority_eps=1e-3)(batch())
     assert priorities.dtype == np.float64 and priorities.shape == (3,)
     np.testing.assert_allclose(priorities, [1.7 + 1e-3, 4.0 + 1e-3, 1.88 + 1e-3], rtol=1e-6)
-    assert q_network.table.grad is None  # No graph is built.
+    assert q_network.weight.grad is None  # No graph is built.
 
 
 def test_priorities_follow_the_weights_the_actor_loads():
-    q_network = TableQ([[1.0, 2.0], [3.0, 0.5], [0.0, 4.0]])
+    q_network = StateIndexQ([[1.0, 2.0], [3.0, 0.5], [0.0, 4.0]])
     priority_fn = td_error_priorities(q_network, priority_eps=0.0)
     with torch.no_grad():
-        q_network.table.copy_(torch.zeros(3, 2))  # What a variable client's load does.
+        q_network.weight.copy_(torch.zeros(3, 2))  # What a variable client's load does.
     np.testing.assert_allclose(priority_fn(batch()), [1.0, 1.0, 0.5])
 
 
 @pytest.mark.parametrize("eps", [0.0, 1e-6, 0.5])
 def test_a_zero_td_error_gets_priority_eps(eps):
-    q_network = TableQ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    q_network = StateIndexQ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
     zero = batch()._replace(reward=np.zeros(3, np.float32))
     np.testing.assert_allclose(td_error_priorities(q_network, eps)(zero), [eps] * 3)
 
