@@ -196,7 +196,7 @@ class NStepTransitionAdder(Adder):
             if priorities.shape != (size,) or not (np.isfinite(priorities).all() and (priorities >= 0).all()):
                 raise ValueError(
                     f"NStepTransitionAdder: priority_fn must return {size} finite priorities >= 0 (float64 [{size}]), "
-                    f"got shape {priorities.shape} with values {priorities[:4]}..."
+                    f"got shape {priorities.shape} with values {np.ravel(priorities)[:4]}..."
                 )
         self._client.insert(batch, priorities=priorities)
 

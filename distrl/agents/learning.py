@@ -54,7 +54,7 @@ class TorchLearner(Learner):
 
     Metrics cost nothing per update: ``step`` keeps the 0-d tensors
     ``_update`` returns (at most ``log_every`` updates' worth) and folds them
-    into the sums with one ``torch.stack`` when weights leave the learner or
+    into the sums with a few stacks when weights leave the learner or
     a log is due, so the update loop adds no tensor op and no host sync of
     its own (profiling the distributed learner showed the per-update
     stack/sum/isfinite ops at 3-4% of its time).

@@ -64,7 +64,7 @@ class OffPolicyConfig:
     samples_per_insert_tolerance: float = doc(
         0.1, "Allowed drift of the replay ratio, as a fraction of samples_per_insert * min_replay_size.")
     adder_batch_size: int = doc(16, "Transitions an adder buffers before one replay insert.")
-    variable_update_period: int = doc(1, "Actor env steps between checks for newer weights.")
+    variable_update_period: int = doc(1, "Actor steps (vector steps for several envs per actor) between checks for newer weights.")
     deduplicate_frames: bool = doc(
         True, "Store each distinct uint8 image frame once in replay (same samples; other observations unchanged).")
     replay_frames_per_item: float | None = doc(
@@ -156,12 +156,13 @@ class OffPolicyBuilder(Builder):
         return NStepTransitionAdder(
             client, n_step=self.config.n_step, discount=self.config.discount,
             max_batch_size=self.config.adder_batch_size,
-            priority_fn=None if networks is None else self.make_priority_fn(networks),
+            priority_fn=self.make_priority_fn(networks),
         )
 
     def make_priority_fn(self, networks: Any) -> Callable[[Transition], np.ndarray] | None:
         """A function giving a batch of new transitions their initial priorities from the actor's
-        ``networks`` (float64 [B]); None, the default: the table gives new items its maximum priority."""
+        ``networks`` (float64 [B]; ``networks`` may be None where an adder is made without them);
+        None, the default: the table gives new items its maximum priority."""
         return None
 
     def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:

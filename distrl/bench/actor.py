@@ -200,8 +200,8 @@ def check_experiment(env: str, env_counts: Sequence[int], overrides: Sequence[st
     from distrl.experiments.config import build_networks
     from distrl.specs import make_environment_spec
 
-    for num_envs in env_counts:
-        config = make_config(env, num_envs, overrides, tempfile.gettempdir())
+    configs = [make_config(env, num_envs, overrides, tempfile.gettempdir()) for num_envs in env_counts]
+    config = configs[-1]  # Every N's config is checked above; one environment probe serves them all.
     probe = config.environment_factory(0)
     try:
         build_networks(config, make_environment_spec(probe))

@@ -208,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from distrl.experiments.distributed.config import DistributedConfig
     from distrl.utils.config import apply_overrides
 
+    owned = {"num_actors": "--actors", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
+             "address": "a private local Ray", "envs_per_actor": "--set envs_per_actor=N"}
+    for override in args.distributed_overrides:
+        key = override.split("=", 1)[0].strip()
+        if key in owned:
+            parser.error(f"--distributed-set {override!r}: {key} is set by {owned[key]}")
     try:  # Refuse a bad field or value now, not after the first runs.
         apply_overrides(DistributedConfig(), list(args.distributed_overrides), "DistributedConfig")
     except ValueError as error:

@@ -147,7 +147,7 @@ def test_a_fast_actor_asks_the_store_at_most_every_min_check_interval(ray_sessio
         source.get_variables(["net"])
         calls += 1
     elapsed = time.monotonic() - start
-    assert calls > 1_000  # Every one of them reached update_period...
+    assert calls > 100  # Every one of them reached update_period...
     assert 1 <= source.latest_requests <= elapsed / MIN_CHECK_INTERVAL_S + 1  # ...but not the store.
     ray.kill(store)
 

@@ -103,6 +103,9 @@ class DQNBuilder(OffPolicyBuilder):
         ``actor_priorities`` is on; None otherwise (new items get the table's maximum priority)."""
         if not self.config.actor_priorities:
             return None
+        if networks is None:
+            raise ValueError("Config.actor_priorities is true, but the adder was made without the actor's networks "
+                             "(make_adder(client, networks)) to compute priorities with")
         return td_error_priorities(networks.q_network, self.config.priority_eps)
 
     def make_batched_actor(

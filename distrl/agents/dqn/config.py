@@ -66,6 +66,9 @@ class Config(OffPolicyConfig):
         require(isinstance(self.envs_per_actor, int) and not isinstance(self.envs_per_actor, bool)
                 and self.envs_per_actor > 0, "Config", "envs_per_actor", self.envs_per_actor,
                 "be a positive integer")
+        require(self.adder_batch_size * self.envs_per_actor <= self.max_replay_size, "Config", "envs_per_actor",
+                self.envs_per_actor, f"keep one actor's grouped insert (adder_batch_size {self.adder_batch_size} x "
+                f"envs_per_actor) within max_replay_size ({self.max_replay_size})")
         require(not self.actor_priorities or self.prioritized, "Config", "actor_priorities",
                 self.actor_priorities, "be false unless prioritized is true (uniform replay has no priorities)")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "Config", "max_grad_norm",

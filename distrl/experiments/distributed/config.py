@@ -48,7 +48,8 @@ class DistributedConfig:
     (497 vs 685) at the same weight lag."""
     update_period: int = 100
     """Env steps of an actor between checks for newer weights (the check never blocks); an actor
-    stepping N environments checks every ``update_period // N`` vector steps."""
+    stepping N environments checks every ``max(1, update_period // N)`` vector steps, and no actor
+    more often than every 10 ms (``weight_store.MIN_CHECK_INTERVAL_S``)."""
     max_in_flight_inserts: int = 4
     """Insert calls one actor may have outstanding before it waits (backpressure)."""
     prefetch: int = 2
@@ -58,7 +59,11 @@ class DistributedConfig:
     deserialisation over several steps); always 1 for a queue table (on-policy agents). Measured
     in a Ray learner reading a filled replay server (DQN CartPole, batch 64, nothing else
     running) against the same learner on fixed in-process batches (1,058 updates/s): 4 per call
-    790 updates/s, 8: 850, 16: 874-928, 32: 911."""
+    790 updates/s, 8: 850, 16: 874-928, 32: 911. The
+    rate limiter admits a call whole, so the replay ratio may drift by about one call's
+    samples (16 x batch_size) around its target, and with prioritized replay up to
+    ``prefetch`` calls are drawn before the learner's priority updates land; lower it for a
+    replay ratio that must hold tightly."""
     time_budget_s: float | None = None
     """Stop after this many seconds of running even before max_env_steps; None: no limit."""
     address: str | None = None

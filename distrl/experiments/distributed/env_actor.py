@@ -87,7 +87,8 @@ class EnvActorWorker:
         networks = config.network_factory(spec)
         server, store = ray.get_actor(server_name), ray.get_actor(store_name)
         self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
-        # The source counts the actor's calls, one per vector step: update_period counts env steps.
+        # The source counts the variable client's checks (one per vector step with the default
+        # variable_update_period of 1): update_period counts env steps.
         self._source = RayVariableSource(store, update_period=max(1, dist.update_period // builder.envs_per_actor),
                                          timeout=dist.wait_timeout_s)
         self.exploration = builder.actor_exploration(index, num_actors)

@@ -292,12 +292,14 @@ class LearnerWorker:
 
     def stop(self, timeout: float = 60.0) -> dict[str, Any]:
         """Stops the thread (``timeout`` seconds at most), publishes the final
-        weights and returns the final ``stats()``."""
+        weights (not while the thread still steps: publishing reads state the
+        thread changes) and returns the final ``stats()``."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._iterator.close()
-        if self._error is None:
+        stepping = self._thread is not None and self._thread.is_alive()  # The join timed out.
+        if self._error is None and not stepping:
             self._publisher.publish()
             self._publisher.flush()
         return self.stats()

@@ -151,8 +151,9 @@ class RunLoop:
                     self.env_steps - steps0, learner_steps - updates0, now - t0,
                 )
                 recorder.logger.write({f"distributed/{k}": v for k, v in figures.items()}, self.env_steps)
-                self.weight_lag_sum += figures["weight_lag"]
-                self.weight_lag_samples += 1
+                if self.learner_stats.get("published_version", 0) > 0 and all(t.last for t in self.trackers):
+                    self.weight_lag_sum += figures["weight_lag"]  # Not the warm-up, when nothing was published.
+                    self.weight_lag_samples += 1
                 last_metrics, last_metrics_time = (self.env_steps, learner_steps, now), now
             recorder.progress(self.env_steps, learner_steps, extra=self._progress_extra())
             if stop_requested() is not None:

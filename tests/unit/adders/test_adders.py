@@ -270,7 +270,7 @@ def test_nstep_priority_fn_gives_each_batch_its_priorities():
 
 
 @pytest.mark.parametrize("bad", [lambda b: -np.ones(len(b.reward)), lambda b: np.full(len(b.reward), np.nan),
-                                 lambda b: np.ones(len(b.reward) + 1)])
+                                 lambda b: np.ones(len(b.reward) + 1), lambda b: 1.0])
 def test_nstep_refuses_priorities_that_cannot_be_sampled(bad):
     client = RecordingClient()
     adder = NStepTransitionAdder(client, n_step=1, discount=0.9, max_batch_size=2, priority_fn=bad)

@@ -42,7 +42,8 @@ def test_per_actor_efficiency_compares_within_a_profile():
 
 @pytest.mark.parametrize("argv", [["--actors", "0"], ["--actors", "a,b"], ["--env", "gridworld:simple"],
                                   ["--profiles", "fast"], ["--distributed-set", "publish_period=0"],
-                                  ["--distributed-set", "no_such_field=1"]])
+                                  ["--distributed-set", "no_such_field=1"], ["--distributed-set", "num_actors=2"],
+                                  ["--distributed-set", "time_budget_s=5"]])
 def test_bad_options_exit_with_usage_error(argv):
     with pytest.raises(SystemExit) as error:
         system.main(argv)

@@ -161,3 +161,9 @@ def test_envs_per_actor_must_be_a_positive_integer(value):
     with pytest.raises(ConfigError, match="Config.envs_per_actor must be a positive integer"):
         dqn.Config(envs_per_actor=value)
     assert dqn.Config().envs_per_actor == 1
+
+
+def test_a_grouped_insert_must_fit_in_replay():
+    with pytest.raises(ValueError, match=r"envs_per_actor.*adder_batch_size 16 x envs_per_actor.*max_replay_size \(1000\)"):
+        dqn.Config(envs_per_actor=100, max_replay_size=1000, min_replay_size=100)
+    assert dqn.Config(envs_per_actor=62, max_replay_size=1000, min_replay_size=100).envs_per_actor == 62

@@ -95,3 +95,14 @@ def test_actor_priorities_need_prioritized_replay():
 
     with pytest.raises(ValueError, match="actor_priorities"):
         dqn.Config(actor_priorities=True)
+
+
+def test_an_adder_made_without_the_actors_networks_cannot_compute_priorities():
+    from distrl.agents import dqn
+    from distrl.replay.client import LocalReplayClient
+
+    builder = dqn.Builder(dqn.Config(prioritized=True, actor_priorities=True))
+    with pytest.raises(ValueError, match="actor_priorities is true, but the adder was made without"):
+        builder.make_adder(LocalReplayClient(None))
+    assert dqn.Builder(dqn.Config(prioritized=True)).make_adder(LocalReplayClient(None)) is not None
+
