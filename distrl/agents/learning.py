@@ -198,6 +198,11 @@ class TorchLearner(Learner):
         """Loads a ``save()`` dict; raises KeyError naming a missing entry."""
         for name, obj in self._state_objects.items():
             obj.load_state_dict(state[name])
+            if isinstance(obj, torch.optim.Optimizer):
+                # The implementation this process chose (fused, foreach) wins over the saved one: a
+                # checkpoint from before fused Adam would otherwise resume on the slower loop.
+                for group in obj.param_groups:
+                    group.update({key: obj.defaults[key] for key in ("fused", "foreach") if key in obj.defaults})
         self._steps = int(state["steps"])
         torch.set_rng_state(state["torch_rng"])
         if "metric_sums" in state:

@@ -75,3 +75,17 @@ def test_restore_drops_metrics_not_yet_folded():
     learner.step(), learner.step()  # A non-finite update after the checkpoint...
     learner.restore(saved)  # ...is gone with the state it corrupted.
     assert learner.step()["losses/loss"] == pytest.approx(3.0)
+
+
+def test_restore_keeps_the_optimizer_implementation_of_this_process():
+    learner = ScriptedLearner(iter([1.0] * 4), log_every=10)
+    fused = torch.optim.Adam(learner.network.parameters(), lr=1e-3, fused=True)
+    learner._state_objects["optimizer"] = fused
+    plain = torch.optim.Adam(learner.network.parameters(), lr=1e-3)  # A checkpoint from before fused Adam.
+    learner.network(torch.ones(1, 2)).sum().backward()
+    plain.step()
+    saved = learner.save()
+    saved["optimizer"] = plain.state_dict()
+    learner.restore(saved)
+    assert [group["fused"] for group in fused.param_groups] == [True]
+    fused.step()  # The loaded state works with the fused update.
