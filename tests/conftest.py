@@ -27,6 +27,28 @@ def run_cli(tmp_path):
     return run
 
 
+@pytest.fixture
+def solved_at_per_seed(tmp_path):
+    """Issue 15's learning protocol in the single-process mode: per seed, a run of ``agent`` on
+    ``env`` evaluated with 10 greedy episodes every ``eval_every`` env steps that stops once the
+    mean return reaches ``threshold``; returns {seed: env steps when solved, or None}."""
+    from distrl.experiments import make_experiment_config, run_local
+
+    def run(agent: str, env: str, max_env_steps: int, eval_every: int, threshold: float,
+            seeds=(0, 1, 2)) -> dict:
+        solved = {}
+        for seed in seeds:
+            config = make_experiment_config(
+                agent, env, seed=seed, max_env_steps=max_env_steps, eval_every=eval_every, eval_episodes=10,
+                run_dir=str(tmp_path / str(seed)), progress=False,
+                on_evaluation=lambda record: record["return_mean"] >= threshold,
+            )
+            solved[seed] = run_local(config)["solved_at_env_steps"]
+        return solved
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One small local Ray instance for every ``ray`` test in the session.

@@ -54,7 +54,7 @@ class TorchLearner(Learner):
 
     Metrics cost nothing per update: ``step`` keeps the 0-d tensors
     ``_update`` returns (at most ``log_every`` updates' worth) and folds them
-    into the sums with a few stacks when weights leave the learner or
+    into the sums with one stack when weights leave the learner or
     a log is due, so the update loop adds no tensor op and no host sync of
     its own (profiling the distributed learner showed the per-update
     stack/sum/isfinite ops at 3-4% of its time).
@@ -137,10 +137,10 @@ class TorchLearner(Learner):
 
     def _fold_metrics(self) -> None:
         """Adds the kept metrics to the sums and records the first update among them whose metrics
-        were not finite (a few tensor ops for all of them together; no host sync)."""
+        were not finite (one stack, [updates, metrics], and a few ops on it; no host sync)."""
         if not self._unfolded:
             return
-        values = torch.stack([torch.stack(row) for row in self._unfolded])  # [updates, metrics]
+        values = torch.stack([value for row in self._unfolded for value in row]).view(len(self._unfolded), -1)
         first_step = self._steps - len(self._unfolded) + 1
         self._unfolded.clear()
         self._metric_sums += values.sum(dim=0)

@@ -22,15 +22,8 @@ def test_a2c_learns_cartpole_quickly(tmp_path):
 
 
 @pytest.mark.slow
-def test_a2c_solves_cartpole_on_every_seed(tmp_path):
+def test_a2c_solves_cartpole_on_every_seed(solved_at_per_seed):
     """Issue 15's protocol and acceptance: seeds 0-2 each reach a greedy mean of 475 over 10
     episodes, evaluated every 5,000 env steps, within 100k env steps (each run stops once solved)."""
-    solved = {}
-    for seed in range(3):
-        config = make_experiment_config(
-            "a2c", "gym:CartPole-v1", seed=seed, max_env_steps=100_000, eval_every=5_000, eval_episodes=10,
-            run_dir=str(tmp_path / str(seed)), progress=False,
-            on_evaluation=lambda record: record["return_mean"] >= 475.0,
-        )
-        solved[seed] = run_local(config)["solved_at_env_steps"]
+    solved = solved_at_per_seed("a2c", "gym:CartPole-v1", max_env_steps=100_000, eval_every=5_000, threshold=475.0)
     assert all(at is not None for at in solved.values()), solved

@@ -67,15 +67,8 @@ def test_dqn_cartpole_improves_quickly(tmp_path):
 
 
 @pytest.mark.slow
-def test_dqn_solves_cartpole_within_50k_steps_on_every_seed(tmp_path):
+def test_dqn_solves_cartpole_within_50k_steps_on_every_seed(solved_at_per_seed):
     """Issue 15's protocol and acceptance: seeds 0-2 each reach a greedy mean of 475 over 10
     episodes, evaluated every 5,000 env steps, within 50k env steps (each run stops once solved)."""
-    solved = {}
-    for seed in range(3):
-        config = make_experiment_config(
-            "dqn", "gym:CartPole-v1", seed=seed, max_env_steps=50_000, eval_every=5_000, eval_episodes=10,
-            run_dir=str(tmp_path / str(seed)), progress=False,
-            on_evaluation=lambda record: record["return_mean"] >= 475.0,
-        )
-        solved[seed] = run_local(config)["solved_at_env_steps"]
+    solved = solved_at_per_seed("dqn", "gym:CartPole-v1", max_env_steps=50_000, eval_every=5_000, threshold=475.0)
     assert all(at is not None for at in solved.values()), solved
