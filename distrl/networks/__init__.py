@@ -18,7 +18,7 @@ from distrl.networks.init import (
     xavier_init_,
 )
 from distrl.networks.params import flat_vector, load_numpy_params_, set_flat_vector_, to_numpy_params
-from distrl.networks.target import hard_update_, make_target, polyak_update_
+from distrl.networks.target import PolyakUpdate, hard_update_, make_target, polyak_update_
 from distrl.networks.torsos import MLP
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ValueHead",
     "fan_in_uniform_init_",
     "flat_vector",
+    "PolyakUpdate",
     "hard_update_",
     "kaiming_init_",
     "load_numpy_params_",

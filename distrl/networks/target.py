@@ -41,7 +41,33 @@ def hard_update_(target: nn.Module, online: nn.Module) -> None:
             torch._foreach_copy_(target_tensors, online_tensors)
 
 
-@torch.no_grad()
+class PolyakUpdate:
+    """``polyak_update_`` for one fixed (target, online) pair, paired once.
+
+    Pairing walks both modules' ``named_parameters`` and ``named_buffers``,
+    which for DDPG's four 400-300 networks cost about 0.3 ms, 10% of a CPU
+    learner step, when done at every step. The tensors are held, so the
+    modules must keep them: ``load_state_dict`` copies in place and is fine;
+    replacing a parameter or moving a module to another device after this
+    is made is not.
+    """
+
+    def __init__(self, target: nn.Module, online: nn.Module) -> None:
+        self._target_params, self._online_params = _paired(target, online, buffers=False)
+        self._target_buffers, self._online_buffers = _paired(target, online, buffers=True)
+
+    @torch.no_grad()
+    def __call__(self, tau: float) -> None:
+        """theta' <- (1 - tau) theta' + tau theta for the parameters; buffers copied (see
+        ``polyak_update_``). Raises ValueError unless 0 <= tau <= 1."""
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"tau must be in [0, 1], got {tau}.")
+        if self._target_params:
+            torch._foreach_lerp_(self._target_params, self._online_params, tau)
+        if self._target_buffers:
+            torch._foreach_copy_(self._target_buffers, self._online_buffers)
+
+
 def polyak_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Moves ``target`` towards ``online``: theta' <- (1 - tau) theta' + tau theta.
 
@@ -49,16 +75,10 @@ def polyak_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
     for DDPG); tau = 1 is a hard copy and tau = 0 leaves the target as it is.
     Buffers (normalisation statistics, step counters) are not averaged but
     copied, since a blend of integer counters or running statistics has no
-    meaning.
+    meaning. A learner updating the same pair every step keeps a
+    ``PolyakUpdate`` instead.
     """
-    if not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be in [0, 1], got {tau}.")
-    target_params, online_params = _paired(target, online, buffers=False)
-    if target_params:
-        torch._foreach_lerp_(target_params, online_params, tau)
-    target_buffers, online_buffers = _paired(target, online, buffers=True)
-    if target_buffers:
-        torch._foreach_copy_(target_buffers, online_buffers)
+    PolyakUpdate(target, online)(tau)
 
 
 def make_target(network: M) -> M:

@@ -21,6 +21,7 @@ from distrl.networks import (
     IdentityEncoder,
     NatureCNN,
     Network,
+    PolyakUpdate,
     ValueHead,
     fan_in_uniform_init_,
     flat_vector,
@@ -286,6 +287,22 @@ def test_polyak_rejects_bad_tau_and_mismatched_modules() -> None:
         polyak_update_(nn.Linear(2, 2), nn.Linear(2, 2), 1.5)
     with pytest.raises(ValueError, match="differ"):
         polyak_update_(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2)), 0.1)
+
+
+def test_polyak_update_paired_once_follows_weights_loaded_in_place() -> None:
+    """A ``PolyakUpdate`` holds the tensors it paired: a ``load_state_dict`` (in place, as a
+    checkpoint restore does) into either module is seen by its next call."""
+    target, online = _perturbed_pair()
+    update = PolyakUpdate(target, online)
+    loaded_online, loaded_target = _perturbed_pair()
+    online.load_state_dict(loaded_online.state_dict())
+    target.load_state_dict(loaded_target.state_dict())
+    expected = [(t + o) / 2 for t, o in zip(loaded_target.parameters(), loaded_online.parameters())]
+    update(0.5)
+    for p, e in zip(target.parameters(), expected):
+        torch.testing.assert_close(p, e, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="tau"):
+        update(-0.1)
 
 
 # Parameters as numpy and as a flat vector.
