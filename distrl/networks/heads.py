@@ -70,7 +70,11 @@ class DeterministicHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """float32 [..., input_dim] -> actions [..., action_dim] inside [action_minimum, action_maximum]."""
-        unit = (torch.tanh(self.linear(features)) + 1.0) * 0.5
+        return self.squash(self.linear(features))
+
+    def squash(self, pre_activation: torch.Tensor) -> torch.Tensor:
+        """The pre-tanh output x [..., action_dim] (``self.linear(features)``) -> its action in the box."""
+        unit = (torch.tanh(pre_activation) + 1.0) * 0.5
         action = self.action_minimum + unit * (self.action_maximum - self.action_minimum)
         return torch.clamp(action, self.action_minimum, self.action_maximum)
 

@@ -27,17 +27,13 @@ def test_pendulum_improves_markedly_over_random_within_5k_steps(tmp_path) -> Non
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_pendulum_acceptance_solved_within_25k_steps(tmp_path) -> None:
-    """The acceptance: at least 2 of seeds 0-2 reach a mean greedy return of
-    -200 over the 10 fixed evaluation start states within 25k env steps
-    (measured: seeds 1 and 2 do; seed 0 settles at about -207)."""
-    solved = {}
-    for seed in range(3):
-        summary = _run_pendulum(seed=seed, max_env_steps=25_000, eval_every=2_500, tmp_path=tmp_path / str(seed))
-        solved[seed] = summary["solved_at_env_steps"]
-        if sum(at is not None for at in solved.values()) >= 2:
-            break
-    assert sum(at is not None and at <= 25_000 for at in solved.values()) >= 2, solved
+def test_pendulum_acceptance_every_seed_solved_within_20k_steps(solved_at_per_seed) -> None:
+    """Issue 15's acceptance: each of seeds 0-2 reaches a mean greedy return of -200 over its
+    10 fixed evaluation start states within 20k env steps, evaluating every 2k (measured:
+    seeds 1 and 2 at 6k, seed 0, whose start states allow about -190 at best, at 12k)."""
+    solved = solved_at_per_seed("ddpg", "gym:Pendulum-v1", max_env_steps=20_000, eval_every=2_000,
+                                threshold=-200.0)
+    assert all(at is not None for at in solved.values()), solved
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from distrl.agents.ddpg.config import Config
 from distrl.agents.ddpg.losses import actor_loss, critic_td_loss
 from distrl.agents.ddpg.networks import DDPGNetworks
 from distrl.agents.learning import TorchLearner
-from distrl.networks.target import make_target, polyak_update_
+from distrl.networks.target import PolyakUpdate, make_target
 from distrl.agents.optimizers import make_adam
 from distrl.types import SampleBatch
 from distrl.utils.counting import Counter
@@ -53,9 +53,9 @@ class DDPGLearner(TorchLearner):
         self._critic = networks.critic_network.to(device)
         self._target_policy = make_target(self._policy)
         self._target_critic = make_target(self._critic)
-        # Both pairs in one container, so one polyak_update_ call moves both targets.
-        self._online_pair = nn.ModuleList([self._critic, self._policy])
-        self._target_pair = nn.ModuleList([self._target_critic, self._target_policy])
+        # Both pairs in one container, so one call moves both targets.
+        self._update_targets = PolyakUpdate(
+            nn.ModuleList([self._target_critic, self._target_policy]), nn.ModuleList([self._critic, self._policy]))
         self._policy_params = list(self._policy.parameters())
         self._critic_params = list(self._critic.parameters())
         self._policy_optimizer = make_adam(self._policy_params, config.actor_learning_rate, device)
@@ -93,14 +93,15 @@ class DDPGLearner(TorchLearner):
             torch.nn.utils.clip_grad_norm_(self._critic_params, config.max_grad_norm, foreach=True)
         self._critic_optimizer.step()
 
-        policy_loss = actor_loss(self._policy, self._critic, observation)
+        policy_loss = actor_loss(
+            self._policy, self._critic, observation, config.actor_pre_activation_weight)
         self._policy_optimizer.zero_grad(set_to_none=True)
         policy_loss.backward(inputs=self._policy_params)
         if config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._policy_params, config.max_grad_norm, foreach=True)
         self._policy_optimizer.step()
 
-        polyak_update_(self._target_pair, self._online_pair, config.tau)
+        self._update_targets(config.tau)
         return {
             "losses/critic_loss": critic_output.loss.detach(),
             "losses/actor_loss": policy_loss.detach(),

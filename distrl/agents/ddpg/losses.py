@@ -44,14 +44,29 @@ def critic_td_loss(
     return CriticLossOutput(loss, td_error.detach(), q.detach().mean())
 
 
-def actor_loss(policy: nn.Module, critic: nn.Module, observation: torch.Tensor) -> torch.Tensor:
-    """The deterministic policy gradient loss (Silver et al. 2014):
+def actor_loss(
+    policy: nn.Module, critic: nn.Module, observation: torch.Tensor, pre_activation_weight: float = 0.0
+) -> torch.Tensor:
+    """The deterministic policy gradient loss (Silver et al. 2014), with an optional penalty on the
+    actor's pre-tanh output x:
 
-        loss = -mean_i Q(s_i, mu(s_i)),
+        loss = -mean_i Q(s_i, mu(s_i)) + w * mean_i sum_j x_ij^2,
 
-    whose gradient in the actor's parameters phi is
+    whose first term's gradient in the actor's parameters phi is
     -mean_i grad_a Q(s_i, a)|_{a = mu(s_i)} grad_phi mu(s_i). The critic's
     parameters also receive a gradient from this loss; the learner asks
     autograd for the actor's parameters only, so the critic is not moved.
+
+    The penalty (w = ``pre_activation_weight`` > 0; the policy must then be a
+    ``Network`` with a ``DeterministicHead``) keeps the tanh out of
+    saturation: past |x| of about 4 its slope is below 1e-3, so the policy
+    gradient can no longer turn an action that sits at a bound, however the
+    critic changes. rlkit's DDPG offers the same term
+    (``policy_pre_activation_weight``).
     """
-    return -critic(observation, policy(observation)).mean()
+    if pre_activation_weight == 0.0:
+        return -critic(observation, policy(observation)).mean()
+    pre_activation = policy.head.linear(policy.torso(policy.encoder(observation)))
+    action = policy.head.squash(pre_activation)
+    penalty = pre_activation.square().sum(-1).mean()
+    return -critic(observation, action).mean() + pre_activation_weight * penalty

@@ -126,6 +126,31 @@ def test_actor_loss_is_minus_mean_q_and_gives_the_deterministic_policy_gradient(
     assert critic.w.grad is None and critic.v.grad is None
 
 
+def test_actor_pre_activation_penalty_adds_w_mean_sum_x_squared_and_pulls_x_towards_zero() -> None:
+    torch.manual_seed(0)
+    networks = make_networks(continuous_spec(), Config())
+    policy = networks.policy_network
+    critic = LinearCritic([0.0, 0.0, 0.0], [0.0, 0.0], 0.0)  # Q = 0: only the penalty has a gradient
+    s = torch.randn(6, OBS_DIM)
+    with torch.no_grad():
+        policy.head.linear.bias.fill_(3.0)  # deep in the tanh's flat end
+        x = policy.head.linear(policy.torso(policy.encoder(s)))
+    assert actor_loss(policy, critic, s).item() == 0.0
+    loss = actor_loss(policy, critic, s, pre_activation_weight=0.1)
+    assert loss.item() == pytest.approx(0.1 * x.square().sum(-1).mean().item(), rel=1e-5)
+    loss.backward(inputs=list(policy.parameters()))
+    # d loss / d bias_j = 0.1 * mean_i 2 x_ij > 0: a descent step moves x towards 0.
+    assert torch.allclose(policy.head.linear.bias.grad, 0.2 * x.mean(0), rtol=1e-5)
+    assert (policy.head.linear.bias.grad > 0).all()
+    # The penalised path computes the same actions as the policy's forward.
+    assert torch.allclose(policy.head.squash(x), policy(s))
+
+
+def test_actor_pre_activation_weight_must_be_non_negative() -> None:
+    with pytest.raises(ConfigError, match="actor_pre_activation_weight"):
+        Config(actor_pre_activation_weight=-0.1)
+
+
 @pytest.mark.parametrize("action_layer", [0, 1, 2])
 def test_critic_network_matches_explicit_formula(action_layer: int) -> None:
     torch.manual_seed(0)
@@ -206,7 +231,9 @@ def test_learner_step_updates_critic_then_actor_then_both_targets() -> None:
     critic_opt.step()
     policy_opt = torch.optim.Adam(ref_policy.parameters(), lr=1e-2)
     frozen_critic = copy.deepcopy(ref_critic).requires_grad_(False)
-    policy_loss = -frozen_critic(data.observation, ref_policy(data.observation)).mean()
+    pre_tanh = ref_policy.head.linear(ref_policy.torso(ref_policy.encoder(data.observation)))
+    policy_loss = (-frozen_critic(data.observation, ref_policy(data.observation)).mean()
+                   + config.actor_pre_activation_weight * pre_tanh.square().sum(-1).mean())
     policy_opt.zero_grad()
     policy_loss.backward()
     torch.nn.utils.clip_grad_norm_(ref_policy.parameters(), 0.5)
