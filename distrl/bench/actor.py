@@ -28,6 +28,7 @@ ratio (issue 13 asks for >= 0.5) and the actor's backpressure share.
 
     python -m distrl.bench actor [--envs-per-actor 1,8,32] [--seconds 10]
         [--env gym:CartPole-v1] [--num-cpus N] [--set KEY=VALUE ...]
+        [--distributed-set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -119,10 +120,12 @@ def reference_steps_per_s(config: Any, seconds: float) -> float:
     return steps / elapsed
 
 
-def actor_figures(config: Any, seconds: float) -> tuple[float, float]:
+def actor_figures(config: Any, seconds: float, distributed_overrides: Sequence[str] = ()) -> tuple[float, float]:
     """(env steps/s, backpressure share) of the one env actor of a ``run_distributed`` run of
-    ``seconds``, over its steady state, by the actor's own clock and counters."""
+    ``seconds``, over its steady state, by the actor's own clock and counters;
+    ``distributed_overrides`` are ``KEY=VALUE`` settings of its ``DistributedConfig``."""
     from distrl.experiments.distributed import DistributedConfig, run_distributed
+    from distrl.utils.config import apply_overrides
 
     polls: list[tuple[float, int, float, float]] = []
 
@@ -132,9 +135,9 @@ def actor_figures(config: Any, seconds: float) -> tuple[float, float]:
             polls.append((state.elapsed_s, int(stats["env_steps"]), float(stats["insert_wait_s"]),
                           float(stats["elapsed_s"])))
 
-    summary = run_distributed(
-        config, DistributedConfig(num_actors=1, time_budget_s=seconds, poll_interval_s=0.25), on_poll=on_poll,
-    )
+    dist_config = apply_overrides(DistributedConfig(num_actors=1, time_budget_s=seconds, poll_interval_s=0.25),
+                                  list(distributed_overrides), "DistributedConfig")
+    summary = run_distributed(config, dist_config, on_poll=on_poll)
     steady = [poll for poll in polls if poll[0] >= seconds / 4]
     if len(steady) < 2:
         steady = polls[-2:]
@@ -147,7 +150,7 @@ def actor_figures(config: Any, seconds: float) -> tuple[float, float]:
 
 
 def measure(env: str, env_counts: Sequence[int], seconds: float, overrides: Sequence[str],
-            num_cpus: int) -> list[Row]:
+            num_cpus: int, distributed_overrides: Sequence[str] = ()) -> list[Row]:
     """One row per N: the reference, then the Ray actor, on one private Ray instance
     (or the one this process already has).
 
@@ -170,7 +173,7 @@ def measure(env: str, env_counts: Sequence[int], seconds: float, overrides: Sequ
             for num_envs in env_counts:
                 config = make_config(env, num_envs, overrides, run_dir)
                 reference = ray.get(reference_task.remote(config, seconds))
-                actor_rate, backpressure = actor_figures(config, seconds)
+                actor_rate, backpressure = actor_figures(config, seconds, distributed_overrides)
                 rows.append(Row(num_envs, reference, actor_rate, backpressure))
     finally:
         if started:
@@ -232,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="CPUs of the private Ray instance (default: all, at least 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DQN config field for both measurements (repeatable)")
+    parser.add_argument("--distributed-set", dest="distributed_overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a DistributedConfig field of the actor's run "
+                                                  "(repeatable), e.g. min_insert_interval_s=0")
     args = parser.parse_args(argv)
     try:
         env_counts = _env_counts(args.envs_per_actor)
@@ -241,13 +247,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seconds must be a finite number > 0, got {args.seconds!r}")
     if args.num_cpus is not None and args.num_cpus < 2:
         parser.error(f"--num-cpus must be >= 2 (one for the learner, one for the actor), got {args.num_cpus!r}")
+    from distrl.experiments.distributed.config import DistributedConfig
+    from distrl.utils.config import apply_overrides
+
+    owned = {"num_actors": "this benchmark (one actor)", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
+             "address": "a private local Ray", "poll_interval_s": "this benchmark"}
+    for override in args.distributed_overrides:
+        key = override.split("=", 1)[0].strip()
+        if key in owned:
+            parser.error(f"--distributed-set {override!r}: {key} is set by {owned[key]}")
+    try:  # Refuse a bad field or value now, not after the reference has run.
+        apply_overrides(DistributedConfig(), list(args.distributed_overrides), "DistributedConfig")
+    except ValueError as error:
+        parser.error(f"--distributed-set: {error}")
     try:
         check_experiment(args.env, env_counts, args.overrides)
     except (ValueError, ImportError) as error:
         parser.error(f"--env {args.env} with --set {args.overrides}: {error}")
     cpus = args.num_cpus or max(2, os.cpu_count() or 1)
     start = time.perf_counter()
-    rows = measure(args.env, env_counts, args.seconds, args.overrides, cpus)
+    rows = measure(args.env, env_counts, args.seconds, args.overrides, cpus, args.distributed_overrides)
     print(format_report(rows, args.env, args.seconds, cpus))
     print(f"total {time.perf_counter() - start:.1f} s")
     return 0

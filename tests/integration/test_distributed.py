@@ -45,7 +45,8 @@ def test_apex_epsilons():
     "field, value",
     [("num_actors", 0), ("learner_device", "tpu"), ("max_restarts", -2), ("publish_period", 0),
      ("prefetch", 0), ("time_budget_s", 0.0), ("num_cpus", 0), ("poll_interval_s", 0),
-     ("learner_max_restarts", -1), ("replay_max_restarts", -1), ("max_env_failures", 1.5)],
+     ("learner_max_restarts", -1), ("replay_max_restarts", -1), ("max_env_failures", 1.5),
+     ("min_insert_interval_s", -0.01), ("min_insert_interval_s", 2.0), ("min_insert_interval_s", True)],
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"DistributedConfig.{field} must"):

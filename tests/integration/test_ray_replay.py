@@ -393,3 +393,44 @@ def test_client_holds_merged_batches_until_full_or_caught_up(ray_session):
     assert stats["items_inserted"] == 26 and stats["insert_calls"] == len(server.calls) == 9
     assert (stats["coalesced_calls"], stats["coalesced_batches"]) == (2, 6)
     assert stats["max_call_items"] == 8 and stats["max_buffered_seen"] == 6 and stats["max_in_flight_seen"] == 2
+
+
+def test_client_holds_batches_for_min_call_interval_and_sends_them_with_the_next_call(ray_session):
+    """With min_call_interval_s = T, a batch ready less than T after the last call waits for the
+    first insert after T (or send_held / flush) and goes out merged with it, in order."""
+    interval = 0.2
+    server = _ScriptedServer(limit=100)
+    server.finish_at_once = True  # The server keeps up: only the interval holds batches.
+    client = RayReplayClient(server, "t", max_in_flight_inserts=2, max_coalesced_items=8,
+                             min_call_interval_s=interval)
+    client.insert(_ids(0))  # No call yet: at once.
+    client.insert(_ids(2))
+    client.insert(_ids(4))
+    assert server.sizes() == [2] and client.buffered_items == 4
+    time.sleep(interval)
+    client.insert(_ids(6))  # T has passed: the held batches and this one as one call.
+    assert server.sizes() == [2, 6] and client.buffered_items == 0
+    client.insert(_ids(8))
+    client.insert(_ids(10))
+    client.insert(_ids(12))
+    client.insert(_ids(14))  # The merge limit (8) still caps a held call.
+    assert server.sizes() == [2, 6, 8] and client.buffered_items == 0
+    client.insert(_ids(16))
+    client.send_held()  # An actor about to idle sends what is held, without waiting for T.
+    assert server.sizes() == [2, 6, 8, 2]
+    client.insert(_ids(18))
+    client.flush()
+    assert server.sizes() == [2, 6, 8, 2, 2]
+    np.testing.assert_array_equal(np.concatenate([ids for ids, _, _ in server.calls]), np.arange(20))
+    with pytest.raises(ValueError, match="min_call_interval_s"):
+        RayReplayClient(server, "t", min_call_interval_s=-1.0)
+
+
+def test_client_never_holds_for_a_queue(ray_session):
+    """A merge limit of 0 (a queue table) disables holding: every batch is its own call."""
+    server = _ScriptedServer(limit=0)
+    server.finish_at_once = True
+    client = RayReplayClient(server, "t", max_in_flight_inserts=2, min_call_interval_s=60.0)
+    for start in range(0, 8, 2):
+        client.insert(_ids(start))
+    assert server.sizes() == [2, 2, 2, 2] and client.buffered_items == 0

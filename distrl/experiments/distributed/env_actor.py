@@ -86,7 +86,8 @@ class EnvActorWorker:
         self._config, self._seed = config, seed
         networks = config.network_factory(spec)
         server, store = ray.get_actor(server_name), ray.get_actor(store_name)
-        self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s)
+        self._client = RayReplayClient(server, table, dist.max_in_flight_inserts, timeout=dist.wait_timeout_s,
+                                       min_call_interval_s=dist.min_insert_interval_s)
         # The source counts the variable client's checks (one per vector step with the default
         # variable_update_period of 1): update_period counts env steps.
         self._source = RayVariableSource(store, update_period=max(1, dist.update_period // builder.envs_per_actor),
@@ -179,6 +180,7 @@ class EnvActorWorker:
             self._track_version()
             while not self._stop.is_set():
                 if self.at_step_limit:
+                    self._client.send_held()  # Idle now: what the client held goes out.
                     self._limit_raised.wait(0.1)  # Until stop() or set_step_limit().
                     self._limit_raised.clear()
                     continue
