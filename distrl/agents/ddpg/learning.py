@@ -11,6 +11,8 @@ from distrl.agents.ddpg.config import Config
 from distrl.agents.ddpg.losses import actor_loss, critic_td_loss
 from distrl.agents.ddpg.networks import DDPGNetworks
 from distrl.agents.learning import TorchLearner
+from distrl.networks.composition import Network
+from distrl.networks.heads import DeterministicHead
 from distrl.networks.target import PolyakUpdate, make_target
 from distrl.agents.optimizers import make_adam
 from distrl.types import SampleBatch
@@ -29,13 +31,17 @@ class DDPGLearner(TorchLearner):
        mean (Q(s, a) - y)^2 with y = R + D * Q'(s', mu'(s'))
        (see ``losses.critic_td_loss``);
     2. moves the actor mu one Adam step down -mean Q(s, mu(s)), evaluated
-       with the critic just updated (``losses.actor_loss``); autograd
-       computes gradients for the actor's parameters only;
+       with the critic just updated, plus ``actor_pre_activation_weight``
+       times the mean squared pre-tanh output (``losses.actor_loss``);
+       autograd computes gradients for the actor's parameters only;
     3. moves both targets towards their online nets,
        theta' <- (1 - tau) theta' + tau theta.
 
     Each network's gradient norm is clipped to ``max_grad_norm`` when set.
-    Logs ``losses/critic_loss``, ``losses/actor_loss`` and ``losses/q_values``.
+    Logs ``losses/critic_loss``, ``losses/actor_loss`` (with the penalty) and
+    ``losses/q_values``. Raises ValueError when ``actor_pre_activation_weight``
+    > 0 and the policy is not a ``Network`` with a ``DeterministicHead`` (the
+    penalty needs its pre-tanh output).
     Publishes ``policy``.
     """
 
@@ -49,7 +55,14 @@ class DDPGLearner(TorchLearner):
         device: torch.device = torch.device("cpu"),
     ) -> None:
         self._config = config
-        self._policy = networks.policy_network.to(device)
+        policy = networks.policy_network
+        if config.actor_pre_activation_weight > 0 and not (
+                isinstance(policy, Network) and isinstance(policy.head, DeterministicHead)):
+            raise ValueError(
+                f"Config.actor_pre_activation_weight={config.actor_pre_activation_weight} needs a policy "
+                f"network made as Network(encoder, torso, DeterministicHead), got {type(policy).__name__}; "
+                f"set actor_pre_activation_weight=0 for another policy network")
+        self._policy = policy.to(device)
         self._critic = networks.critic_network.to(device)
         self._target_policy = make_target(self._policy)
         self._target_critic = make_target(self._critic)

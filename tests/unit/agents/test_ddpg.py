@@ -151,6 +151,15 @@ def test_actor_pre_activation_weight_must_be_non_negative() -> None:
         Config(actor_pre_activation_weight=-0.1)
 
 
+def test_learner_refuses_the_penalty_for_a_policy_without_a_pre_tanh_output() -> None:
+    networks = make_networks(continuous_spec(), Config(**SMALL))
+    networks.policy_network = LinearPolicy([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    batches = [random_batch(np.random.default_rng(0))]
+    with pytest.raises(ValueError, match="actor_pre_activation_weight=0.1 needs a policy network"):
+        DDPGLearner(networks, fixed_dataset(batches), Config(**SMALL))
+    DDPGLearner(networks, fixed_dataset(batches), Config(**SMALL, actor_pre_activation_weight=0.0)).step()
+
+
 @pytest.mark.parametrize("action_layer", [0, 1, 2])
 def test_critic_network_matches_explicit_formula(action_layer: int) -> None:
     torch.manual_seed(0)
