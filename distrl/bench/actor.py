@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from distrl.utils.config import apply_overrides
 
     owned = {"num_actors": "this benchmark (one actor)", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
-             "address": "a private local Ray", "poll_interval_s": "this benchmark"}
+             "address": "a private local Ray", "poll_interval_s": "this benchmark",
+             "envs_per_actor": "--envs-per-actor"}
     for override in args.distributed_overrides:
         key = override.split("=", 1)[0].strip()
         if key in owned:

@@ -43,9 +43,10 @@ class RayReplayClient(ReplayClient):
     16 transitions cap one client near 1,000 calls/s x 16 = 16k transitions/s,
     while calls of 256 items pass the 100,000 transitions/s aim.
 
-    * While the server keeps up, ``insert`` submits each batch at once (fewer
-      than ``max_in_flight_inserts``, k, calls outstanding): nothing is
-      buffered and latency is as without coalescing.
+    * While the server keeps up (fewer than ``max_in_flight_inserts``, k,
+      calls outstanding) and the last call is at least
+      ``min_call_interval_s`` old, ``insert`` submits each batch at once:
+      nothing is buffered and latency is as without coalescing.
     * An insert that finds k calls outstanding marks the client *behind*.
       From then on each batch is appended to a pending buffer instead, which
       goes out as ONE call (batches concatenated leaf by leaf, in order) when
@@ -56,17 +57,22 @@ class RayReplayClient(ReplayClient):
       priorities where the buffer has none or the reverse) sends it first.
     * With ``min_call_interval_s`` = T > 0 a batch is also held while the
       last call went out less than T ago, and goes out with the first
-      ``insert`` after that (or ``flush``/``send_held``): an actor inserting
-      faster than one call per T makes about 1/T calls per second, with
-      bigger calls, while one inserting more slowly is not delayed at all.
-      A held item waits less than 2 T (one interval, plus less than one
-      interval between inserts).
+      ``insert`` at least T after it (or ``flush``/``send_held``). A client
+      inserting B items per batch, b batches per second, then makes about
+      max(1/T, b x B / merge limit) calls per second instead of b: the
+      merge limit still caps a call, so a batch of the merge limit or more
+      is never held. One that inserts at most once per T is not delayed.
+      A held item waits for the first insert at least T after the last
+      call: under 2 T while inserts come regularly more often than T,
+      longer after a gap in the inserts (an environment rebuild, a slow
+      step).
     * The buffer is held even while a slot is free: sending it whenever a
       call finished kept calls at ~60-80 items and DQN's batch of 16 at
       ~40-70k transitions/s, holding it gives ~220-245 items per call and
-      ~140-230k/s (``distrl.bench insert`` on 2 shared cores). A held item
-      waits at most until the buffer fills or the outstanding calls finish
-      (without coalescing the actor itself would have waited for them).
+      ~140-230k/s (``distrl.bench insert`` on 2 shared cores). An item held
+      while behind waits at most until the buffer fills or the outstanding
+      calls finish (without coalescing the actor itself would have waited
+      for them), and with T > 0 until the next call T after the last.
 
     Guarantees: items are submitted exactly once and in the order given (a
     merged call is one ``Table.insert``: admitted whole or not at all, its
@@ -76,11 +82,12 @@ class RayReplayClient(ReplayClient):
     are in flight and, between calls, fewer than the merge limit items are
     buffered; a call holds at most max(merge limit, one batch) items. The
     merge limit is ``max_coalesced_items`` capped by the server's
-    ``coalescing_limit`` for the table (asked once, the first time k calls
-    are outstanding): 0 for a queue, which disables merging. Errors of
+    ``coalescing_limit`` for the table (asked once, the first time the client
+    would hold a batch; a server that dies meanwhile is asked again next
+    time): 0 for a queue, which disables merging and holding. Errors of
     finished inserts (e.g. the server's TimeoutError) are raised by a later
-    ``insert`` or ``flush``; an ``insert`` that raises has not taken its batch
-    (batches buffered before it stay buffered).
+    ``insert``, ``send_held`` or ``flush``; an ``insert`` that raises has not
+    taken its batch (batches buffered before it stay buffered).
 
     A call the server dies with (``ray.exceptions.RayActorError``) is
     dropped and counted (``lost_calls``), not raised: when Ray restarts the
@@ -102,10 +109,10 @@ class RayReplayClient(ReplayClient):
         client is behind; 0 never merges (every batch is its own call and an
         insert finding k outstanding waits for the oldest, as without
         coalescing).
-      min_call_interval_s: Seconds T between insert calls below which a
-        batch is held and merged into the next call (0: never held for
-        time; see above). Holding needs merging: a client with a merge
-        limit of 0 never holds.
+      min_call_interval_s: Seconds T >= 0 after a call during which a batch
+        is held and merged into the next call (0: never held for time; see
+        above). Holding needs merging: a client with a merge limit of 0
+        never holds. Raises ValueError for T < 0.
     """
 
     #: Sample-call errors a ``PrefetchingIterator`` retries: the server died (Ray may restart it).
@@ -266,7 +273,10 @@ class RayReplayClient(ReplayClient):
         """The merge limit: ``max_coalesced_items`` capped by the server's
         ``coalescing_limit`` for the table (one blocking call, the first time)."""
         if self._merge_limit is None:
-            server_limit = int(self.get(self._server.coalescing_limit.remote(self._table)))
+            try:
+                server_limit = int(self.get(self._server.coalescing_limit.remote(self._table)))
+            except ray.exceptions.RayActorError:
+                return 0  # The server died (Ray may restart it): no merging until it answers.
             self._merge_limit = min(self._max_coalesced, server_limit)
         return self._merge_limit
 
@@ -322,8 +332,9 @@ class RayReplayClient(ReplayClient):
         self._send_buffer()
 
     def send_held(self) -> None:
-        """Submits the held batches now if fewer than k calls are outstanding; never waits (for an
-        actor about to idle, whose held items would otherwise wait for its next insert)."""
+        """Submits the held batches now if fewer than k calls are outstanding, else keeps them;
+        never waits (for an actor about to idle, whose held items would otherwise wait for its
+        next insert). Raises the error of a finished insert, as ``insert`` does."""
         self._reap(self._inserts)
         if self._buffer and len(self._inserts) < self._max_in_flight:
             self._send_buffer()

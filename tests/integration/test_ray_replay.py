@@ -395,24 +395,28 @@ def test_client_holds_merged_batches_until_full_or_caught_up(ray_session):
     assert stats["max_call_items"] == 8 and stats["max_buffered_seen"] == 6 and stats["max_in_flight_seen"] == 2
 
 
-def test_client_holds_batches_for_min_call_interval_and_sends_them_with_the_next_call(ray_session):
+def test_client_holds_batches_for_min_call_interval_and_sends_them_with_the_next_call(ray_session, monkeypatch):
     """With min_call_interval_s = T, a batch ready less than T after the last call waits for the
-    first insert after T (or send_held / flush) and goes out merged with it, in order."""
-    interval = 0.2
+    first insert T after it (or send_held / flush) and goes out merged with it, in order."""
+    from distrl.replay import ray_client
+
+    now = [100.0]
+    monkeypatch.setattr(ray_client.time, "monotonic", lambda: now[0])
     server = _ScriptedServer(limit=100)
     server.finish_at_once = True  # The server keeps up: only the interval holds batches.
     client = RayReplayClient(server, "t", max_in_flight_inserts=2, max_coalesced_items=8,
-                             min_call_interval_s=interval)
+                             min_call_interval_s=0.02)
     client.insert(_ids(0))  # No call yet: at once.
+    now[0] += 0.01
     client.insert(_ids(2))
     client.insert(_ids(4))
     assert server.sizes() == [2] and client.buffered_items == 4
-    time.sleep(interval)
-    client.insert(_ids(6))  # T has passed: the held batches and this one as one call.
+    now[0] += 0.01  # T after the last call.
+    client.insert(_ids(6))  # The held batches and this one as one call.
     assert server.sizes() == [2, 6] and client.buffered_items == 0
-    client.insert(_ids(8))
-    client.insert(_ids(10))
-    client.insert(_ids(12))
+    for start in (8, 10, 12):
+        client.insert(_ids(start))
+    assert client.buffered_items == 6
     client.insert(_ids(14))  # The merge limit (8) still caps a held call.
     assert server.sizes() == [2, 6, 8] and client.buffered_items == 0
     client.insert(_ids(16))
@@ -424,6 +428,25 @@ def test_client_holds_batches_for_min_call_interval_and_sends_them_with_the_next
     np.testing.assert_array_equal(np.concatenate([ids for ids, _, _ in server.calls]), np.arange(20))
     with pytest.raises(ValueError, match="min_call_interval_s"):
         RayReplayClient(server, "t", min_call_interval_s=-1.0)
+
+
+def test_send_held_keeps_the_batches_while_k_calls_are_outstanding(ray_session):
+    server = _ScriptedServer(limit=100)
+    client = RayReplayClient(server, "t", max_in_flight_inserts=2, max_coalesced_items=8,
+                             min_call_interval_s=60.0)
+    client.insert(_ids(0))
+    client.insert(_ids(2))  # Within T: held.
+    assert server.sizes() == [2] and client.buffered_items == 2
+    client.send_held()  # One call outstanding, a slot free: sent.
+    assert server.sizes() == [2, 2] and client.buffered_items == 0
+    client.insert(_ids(4))  # Held (k calls outstanding, and within T).
+    client.send_held()  # No free slot: kept, without waiting.
+    assert server.sizes() == [2, 2] and client.buffered_items == 2
+    server.finish()
+    client.send_held()
+    assert server.sizes() == [2, 2, 2] and client.buffered_items == 0
+    server.finish()
+    client.flush()
 
 
 def test_client_never_holds_for_a_queue(ray_session):

@@ -53,10 +53,13 @@ class DistributedConfig:
     max_in_flight_inserts: int = 4
     """Insert calls one actor may have outstanding before it waits (backpressure)."""
     min_insert_interval_s: float = 0.02
-    """Seconds an actor leaves between insert calls: batches ready sooner are held and merged
-    into the next call (``RayReplayClient``'s ``min_call_interval_s``), so a fast actor makes
-    at most about 1 / this calls per second, each costing about 0.3 ms of its CPU whatever
-    its size; an actor inserting less often is not delayed. 0: every batch is sent at once."""
+    """Seconds in [0, 1] an actor leaves between insert calls: batches ready sooner are held and
+    merged into the next call (``RayReplayClient``'s ``min_call_interval_s``), up to the table's
+    merge limit, so a fast actor makes about max(1 / this, its items per second / the merge
+    limit) calls per second, each costing about 0.25 ms of its thread's CPU whatever its size.
+    An actor inserting at most once per interval is not delayed; 0: every batch is sent at
+    once. Measured with ``bench actor`` (8 environments per actor): 0.35 of the reference
+    without holding, 0.47 with 20 ms."""
     prefetch: int = 2
     """Sample calls the learner keeps in flight."""
     sample_batches_per_call: int = 16
