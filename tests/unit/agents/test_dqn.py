@@ -162,3 +162,24 @@ def test_actor_pulls_the_declared_variables_from_a_learner():
     assert params_equal(networks.q_network, source._q_network)
     client = LocalReplayClient(builder.make_replay_tables(SPEC, seed=0)[0])
     assert builder.make_adder(client).n_step == config.n_step
+
+
+def test_greedy_action_of_the_numpy_path_is_the_first_maximum_as_np_argmax():
+    """The one-observation greedy policy picks its action in Python (see GreedyPolicy): the same
+    action as torch's argmax of the network's Q values, and the first of tied maxima."""
+    from distrl.agents.dqn.actor import GreedyPolicy
+
+    spec = make_environment_spec(FakeEnvironment(5, obs_shape=(3,), num_actions=4))
+    networks = dqn.make_networks(spec, dqn.Config(hidden_sizes=(8,), dueling=False))
+    policy = GreedyPolicy(networks.q_network)
+    assert policy._numpy_forward is not None  # The numpy path is the one under test.
+    rng = np.random.default_rng(0)
+    for observation in rng.standard_normal((20, 3)).astype(np.float32):
+        with torch.no_grad():
+            expected = int(networks.q_network(torch.from_numpy(observation)[None]).argmax())
+        assert policy(observation) == expected
+    head = networks.q_network.head.advantage
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([1.0, 3.0, 3.0, 2.0]))
+    assert policy(np.zeros(3, np.float32)) == 1
