@@ -40,6 +40,7 @@ import tempfile
 import time
 from typing import Any, NamedTuple, Sequence
 
+from distrl.bench import options
 from distrl.utils.nests import stack_nests
 from distrl.utils.seeding import derive_seed
 
@@ -235,9 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="CPUs of the private Ray instance (default: all, at least 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DQN config field for both measurements (repeatable)")
-    parser.add_argument("--distributed-set", dest="distributed_overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a DistributedConfig field of the actor's run "
-                                                  "(repeatable), e.g. min_insert_interval_s=0")
+    options.add_distributed_set(parser, "min_insert_interval_s=0.02 (the actor's run)")
     args = parser.parse_args(argv)
     try:
         env_counts = _env_counts(args.envs_per_actor)
@@ -247,20 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seconds must be a finite number > 0, got {args.seconds!r}")
     if args.num_cpus is not None and args.num_cpus < 2:
         parser.error(f"--num-cpus must be >= 2 (one for the learner, one for the actor), got {args.num_cpus!r}")
-    from distrl.experiments.distributed.config import DistributedConfig
-    from distrl.utils.config import apply_overrides
-
-    owned = {"num_actors": "this benchmark (one actor)", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
-             "address": "a private local Ray", "poll_interval_s": "this benchmark",
-             "envs_per_actor": "--envs-per-actor"}
-    for override in args.distributed_overrides:
-        key = override.split("=", 1)[0].strip()
-        if key in owned:
-            parser.error(f"--distributed-set {override!r}: {key} is set by {owned[key]}")
-    try:  # Refuse a bad field or value now, not after the reference has run.
-        apply_overrides(DistributedConfig(), list(args.distributed_overrides), "DistributedConfig")
-    except ValueError as error:
-        parser.error(f"--distributed-set: {error}")
+    options.check_distributed_overrides(parser, args.distributed_overrides, {
+        "num_actors": "this benchmark (one actor)", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
+        "address": "a private local Ray", "poll_interval_s": "this benchmark", "envs_per_actor": "--envs-per-actor"})
     try:
         check_experiment(args.env, env_counts, args.overrides)
     except (ValueError, ImportError) as error:

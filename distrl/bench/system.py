@@ -48,7 +48,7 @@ import tempfile
 import time
 from typing import Any, NamedTuple, Sequence
 
-from distrl.bench import insert
+from distrl.bench import insert, options
 from distrl.bench.torch_reference import pure_dqn_updates_per_s
 
 
@@ -187,9 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds measuring the bare torch DQN update (before and after the runs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DQN config field in every profile (repeatable)")
-    parser.add_argument("--distributed-set", dest="distributed_overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a DistributedConfig field (repeatable), e.g. "
-                                                  "sample_batches_per_call=16 or publish_period=20")
+    options.add_distributed_set(parser, "sample_batches_per_call=16 or publish_period=20")
     insert.add_options(parser, prefix="insert-")
     parser.add_argument("--no-insert", action="store_true", help="skip the insert-path measurement")
     args = parser.parse_args(argv)
@@ -205,22 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in profiles if name not in PROFILES]
     if not profiles or unknown:
         parser.error(f"--profiles must list names from {', '.join(PROFILES)}, got {args.profiles!r}")
-    from distrl.experiments.distributed.config import DistributedConfig
-    from distrl.utils.config import apply_overrides
-
-    owned = {"num_actors": "--actors", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
-             "address": "a private local Ray", "envs_per_actor": "--set envs_per_actor=N"}
-    for override in args.distributed_overrides:
-        key = override.split("=", 1)[0].strip()
-        if key in owned:
-            parser.error(f"--distributed-set {override!r}: {key} is set by {owned[key]}")
-    try:  # Refuse a bad field or value now, not after the first runs.
-        apply_overrides(DistributedConfig(), list(args.distributed_overrides), "DistributedConfig")
-    except ValueError as error:
-        parser.error(f"--distributed-set: {error}")
+    options.check_distributed_overrides(parser, args.distributed_overrides, {
+        "num_actors": "--actors", "time_budget_s": "--seconds", "num_cpus": "--num-cpus",
+        "address": "a private local Ray", "envs_per_actor": "--set envs_per_actor=N"})
     insert_options = None if args.no_insert else insert.options_from_args(args, parser, prefix="insert-")
     import ray
 
+    from distrl.experiments.distributed.config import DistributedConfig
     from distrl.experiments.distributed.ray_setup import init_ray
 
     cpus = args.num_cpus or os.cpu_count() or 1
