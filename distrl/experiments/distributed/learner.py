@@ -43,7 +43,7 @@ from distrl.variables.weight_store import WeightPublisher
 
 
 #: Learner steps between publishes when actors do not wait for every version (``DistributedConfig.publish_period``).
-ASYNC_PUBLISH_PERIOD = 25
+ASYNC_PUBLISH_PERIOD = 100
 
 
 @dataclasses.dataclass(frozen=True)
