@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -430,3 +431,37 @@ def test_the_env_step_budget_holds_in_local_mode(ray_session, tmp_path, agent, o
     summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.5))
     assert summary["env_steps"] == expected, summary["distributed"]
     assert summary["end_reason"] == "budget"
+
+
+def test_an_actor_at_its_step_limit_sends_the_inserts_it_held(ray_session, tmp_path):
+    """With ``min_insert_interval_s`` the replay client holds batches between calls. An actor that
+    reaches its share of the budget idles, and sends what it held then (``send_held``), not only
+    when the run stops: the replay holds every transition formed so far except the adder's own
+    partial batch (< ``adder_batch_size``) and its n-step window (< n). Without it, up to the
+    merge limit (256 transitions) would wait there until the actor stops."""
+    config = make_experiment_config(
+        "dqn", "gym:CartPole-v1", seed=0, max_env_steps=3_000,
+        agent_overrides=[*SMALL_DQN, "samples_per_insert=0.5", "target_update_period=20"],
+        eval_every=3_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    dqn = config.agent_config
+    seen: dict = {}
+
+    def on_poll(state):
+        stats = state.actor_stats[0]
+        if stats is None or not stats["at_step_limit"]:
+            return False
+        deadline = time.monotonic() + 10.0
+        while True:
+            inserts = ray.get(state.replay_server.info.remote("transitions"))["inserts"]
+            if inserts >= stats["env_steps"] - dqn.adder_batch_size - dqn.n_step or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        seen.update(inserts=inserts, env_steps=stats["env_steps"])
+        return True
+
+    run_distributed(config, DistributedConfig(num_actors=1, poll_interval_s=0.25, min_insert_interval_s=1.0),
+                    on_poll=on_poll)
+    assert seen, "the actor never reported reaching its step limit"
+    assert seen["env_steps"] == 3_000
+    assert seen["inserts"] >= seen["env_steps"] - dqn.adder_batch_size - dqn.n_step, seen
