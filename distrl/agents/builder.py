@@ -94,6 +94,12 @@ class Builder(abc.ABC):
     #: distributed runtime then publishes weights after every learner step.
     synchronous: bool = False
 
+    #: Learner updates per env step at the replay ratio the agent's rate limiter
+    #: holds (samples_per_insert / batch_size for replay agents); None where no
+    #: limiter sets one (on-policy agents). The distributed runtime sizes its
+    #: default weight-publish period from it.
+    updates_per_env_step: float | None = None
+
     @property
     @abc.abstractmethod
     def variable_names(self) -> tuple[str, ...]:

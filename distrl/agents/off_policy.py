@@ -103,6 +103,7 @@ class OffPolicyBuilder(Builder):
     def __init__(self, config: OffPolicyConfig) -> None:
         self.config = config
         self.batch_size = config.batch_size
+        self.updates_per_env_step = config.samples_per_insert / config.batch_size
 
     def make_rate_limiter(self) -> SampleToInsertRatio:
         """The table's ``SampleToInsertRatio``: its window follows ``samples_per_insert_tolerance``

@@ -40,15 +40,18 @@ class DistributedConfig:
     """Environment failures (an exception or an invalid value from the env) one env actor survives
     by rebuilding its environments; the next one ends the run with the error."""
     publish_period: int | None = None
-    """Learner steps between weight publishes (one ray.put each); None: 100, or 1 for a
-    synchronous agent (A2C by default), whose actors wait for every version. A publish costs
-    the learner's process about 1.7 ms of CPU (the ray.put about 0.7 ms of it, whatever the
-    weights' layout) and more in the weight store and raylet. Actors look for new weights every
-    ``update_period`` env steps, about 50 learner steps at DQN's replay ratio, so their lag is
-    mostly their own looking period. Measured with ``bench system`` (DQN CartPole, 1 actor,
-    2 CPUs): the learner made 497 updates/s publishing every 10 steps, 830-838 every 25 and
-    916-980 every 100 (0.79-0.86x of bare torch), with a weight lag of 47-65 learner steps at 25
-    and 52-74 at 100."""
+    """Learner steps between weight publishes (one ray.put each). None: about every 200 env
+    steps of data at the agent's replay ratio (``Builder.updates_per_env_step``), which is every
+    100 learner steps at DQN's and DDPG's defaults and every 25 in the Ape-X config; 1 for a
+    synchronous agent (A2C by default), whose actors wait for every version; 25 for an
+    asynchronous agent without a replay ratio. A publish costs the learner's process about
+    1.7 ms of CPU (the ray.put about 0.7 ms of it) and more in the weight store and raylet.
+    Measured with ``bench system`` (DQN CartPole, 1 actor, 2 CPUs): the learner made 497
+    updates/s publishing every 10 steps, 830-838 every 25 and 916-980 every 100 (0.79-0.86x of
+    bare torch). Counted in env steps rather than learner steps because that is how stale the
+    actors' policy gets: the Ape-X config (0.125 updates per env step) publishing every 100
+    learner steps (800 env steps) left 3 of seeds 4, 5, 7 and 8 unsolved in 100k env steps,
+    every 25 solved all four."""
     update_period: int = 100
     """Env steps of an actor between checks for newer weights (the check never blocks); an actor
     stepping N environments checks every ``max(1, update_period // N)`` vector steps, and no actor
@@ -61,10 +64,11 @@ class DistributedConfig:
     merge limit, so a fast actor makes about max(1 / this, its items per second / the merge
     limit) calls per second, each costing about 0.25 ms of its thread's CPU whatever its size.
     An actor inserting at most once per interval is not delayed; 0 (the default): every batch
-    is sent at once. A throughput setting, not a learning one: with 8 environments per actor
-    ``bench actor`` went from 0.35 to 0.47 of the reference at 20 ms, but the Ape-X config
-    (2 actors x 8 environments) solved seeds 0-3 of CartPole at 45k/86k/56k/51k env steps
-    against 55k/26k/46k/21k without it: held inserts reach the learner in bursts."""
+    is sent at once. A throughput setting for actor-bound runs: ``bench actor`` went from
+    0.30-0.34 to 0.48-0.49 of the reference with one environment per actor and from 0.35 to
+    0.47 with 8 at 20 ms. Held inserts reach the learner in bursts; on CartPole that did not
+    measurably change learning (the Ape-X config over seeds 0-9, BENCHMARKS.md), but it is off
+    by default because a learner-bound run gains nothing from it."""
     prefetch: int = 2
     """Sample calls the learner keeps in flight."""
     sample_batches_per_call: int = 16

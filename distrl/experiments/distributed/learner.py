@@ -42,8 +42,26 @@ from distrl.utils.tensors import to_cpu
 from distrl.variables.weight_store import WeightPublisher
 
 
-#: Learner steps between publishes when actors do not wait for every version (``DistributedConfig.publish_period``).
-ASYNC_PUBLISH_PERIOD = 100
+#: Env steps of data between weight publishes by default, for an agent whose replay ratio is known
+#: (``Builder.updates_per_env_step``): DQN's and DDPG's defaults (0.5 updates per env step) then
+#: publish every 100 learner steps, the Ape-X config (0.125) every 25 (``DistributedConfig.publish_period``).
+PUBLISH_EVERY_ENV_STEPS = 200
+
+#: Learner steps between publishes for an asynchronous agent without a replay ratio (A2C with
+#: ``max_policy_lag``).
+ASYNC_PUBLISH_PERIOD = 25
+
+
+def default_publish_period(builder: Builder) -> int:
+    """Learner steps between weight publishes when ``DistributedConfig.publish_period`` is None:
+    1 for a synchronous agent (its actors wait for every version); about every
+    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio; else
+    ``ASYNC_PUBLISH_PERIOD``."""
+    if builder.synchronous:
+        return 1
+    if builder.updates_per_env_step is None:
+        return ASYNC_PUBLISH_PERIOD
+    return max(1, round(PUBLISH_EVERY_ENV_STEPS * builder.updates_per_env_step))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +84,7 @@ class SamplingPlan:
         that only the next weight version will complete, and the learner
         assembles its batch from rounds. A synchronous builder's actors wait
         for every new version, so it is published after every step."""
-        default_period = 1 if builder.synchronous else ASYNC_PUBLISH_PERIOD
-        publish_period = dist.publish_period if dist.publish_period is not None else default_period
+        publish_period = dist.publish_period if dist.publish_period is not None else default_publish_period(builder)
         require(publish_period == 1 or not builder.synchronous, "DistributedConfig", "publish_period",
                 dist.publish_period, f"be 1 or None for a synchronous agent ({type(builder).__name__}: its actors "
                 f"wait for every new version)")

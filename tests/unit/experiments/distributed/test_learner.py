@@ -1,0 +1,32 @@
+"""How often the learner publishes weights by default (``default_publish_period``, ``SamplingPlan``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from distrl.agents import a2c, ddpg, dqn
+from distrl.experiments.distributed import DistributedConfig
+from distrl.experiments.distributed.learner import PUBLISH_EVERY_ENV_STEPS, SamplingPlan, default_publish_period
+from distrl.utils.config import ConfigError
+
+
+def test_replay_agents_publish_about_every_200_env_steps_of_data_at_their_replay_ratio():
+    assert PUBLISH_EVERY_ENV_STEPS == 200
+    assert default_publish_period(dqn.Builder(dqn.Config())) == 100  # 32 / 64 = 0.5 updates per env step.
+    assert default_publish_period(ddpg.Builder(ddpg.Config())) == 100  # 16 / 32.
+    # The Ape-X config's ratio (batch 256, one update per 8 env steps): a slow learner publishes after fewer steps.
+    assert default_publish_period(dqn.Builder(dqn.Config(batch_size=256, samples_per_insert=32.0))) == 25
+    # So few updates per env step that 200 env steps hold less than one: it publishes after every update.
+    assert default_publish_period(dqn.Builder(dqn.Config(batch_size=64, samples_per_insert=0.1))) == 1
+
+
+def test_on_policy_agents_publish_every_step_when_synchronous_and_every_25_otherwise():
+    assert default_publish_period(a2c.Builder(a2c.Config())) == 1
+    assert default_publish_period(a2c.Builder(a2c.Config(max_policy_lag=None))) == 25
+
+
+def test_an_explicit_publish_period_wins_and_a_synchronous_agent_refuses_any_but_one():
+    plan = SamplingPlan.of(dqn.Builder(dqn.Config()), DistributedConfig(publish_period=7), is_queue=False)
+    assert plan.publish_period == 7
+    with pytest.raises(ConfigError, match="publish_period"):
+        SamplingPlan.of(a2c.Builder(a2c.Config()), DistributedConfig(publish_period=5), is_queue=True)
