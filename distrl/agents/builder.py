@@ -4,8 +4,11 @@ The runtime (single process or Ray) asks the builder for each piece and wires
 them together; the builder never knows which runtime is calling it, and the
 runtime never guesses an agent fact: which weights actors pull
 (``variable_names``), how actor i of N explores (``actor_exploration``), how
-many environments an actor steps (``envs_per_actor``) and whether actors wait
-for every new version (``synchronous``) are all the builder's to say.
+many environments an actor steps (``envs_per_actor``), whether actors wait
+for every new version (``synchronous``), the replay ratio
+(``updates_per_env_step``) and how stale data the learner accepts
+(``max_policy_lag``) are all the builder's to say; the last two set how often
+the distributed learner publishes its weights.
 
 Several environments per actor. ``Builder.envs_per_actor`` (default 1) says
 how many environments one actor steps. When it is above 1 the runtime builds
@@ -99,6 +102,12 @@ class Builder(abc.ABC):
     #: limiter sets one (on-policy agents). The distributed runtime sizes its
     #: default weight-publish period from it.
     updates_per_env_step: float | None = None
+
+    #: Most learner steps the weights that acted in a batch may trail the learner
+    #: (older data is dropped, e.g. A2C's ``max_policy_lag``); None: any lag. The
+    #: distributed runtime publishes weights at least that often, or actors would
+    #: only produce data the learner drops.
+    max_policy_lag: int | None = None
 
     @property
     @abc.abstractmethod

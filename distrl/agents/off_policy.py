@@ -103,7 +103,11 @@ class OffPolicyBuilder(Builder):
     def __init__(self, config: OffPolicyConfig) -> None:
         self.config = config
         self.batch_size = config.batch_size
-        self.updates_per_env_step = config.samples_per_insert / config.batch_size
+
+    @property
+    def updates_per_env_step(self) -> float:
+        """samples_per_insert / batch_size: the learner updates per env step the rate limiter holds."""
+        return self.config.samples_per_insert / self.config.batch_size
 
     def make_rate_limiter(self) -> SampleToInsertRatio:
         """The table's ``SampleToInsertRatio``: its window follows ``samples_per_insert_tolerance``

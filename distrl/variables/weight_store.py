@@ -38,8 +38,10 @@ DEFAULT_FETCH_TIMEOUT_S = 600.0
 #: ``update_period`` env steps in a few milliseconds (CartPole: 100 steps in about 5 ms), and every
 #: request is a remote call that the actor's process and the weight store both pay for: measured with
 #: ``bench actor`` (8 envs, 2 CPUs) the store spent 27% of a core answering one actor. Weights change
-#: only when the learner publishes, every 25 updates by default, which no learner measured here does
-#: in under 10 ms (it would take over 2,500 updates/s), so here the floor costs no freshness.
+#: only when the learner publishes, by default every 100 updates at DQN's replay ratio (at least every
+#: 25 with the Ape-X config's), which no learner measured here does in under 10 ms (it would take over
+#: 2,500 updates/s at 25), so here the floor costs no freshness. An agent whose period is shorter (a
+#: low replay ratio, or A2C with a small ``max_policy_lag``) publishes more often than actors look.
 MIN_CHECK_INTERVAL_S = 0.01
 
 #: Seconds one parked ``wait_for_version`` call lasts before the caller checks

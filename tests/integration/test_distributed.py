@@ -282,6 +282,19 @@ def test_distributed_a2c_asynchronous_with_max_policy_lag(ray_session, tmp_path)
     assert _metric_values(run_dir, "charts/dropped_segments")[-1] == 0.0
 
 
+def test_distributed_a2c_with_a_small_max_policy_lag_keeps_learning(ray_session, tmp_path):
+    """max_policy_lag=5: the learner publishes often enough (every 2 steps by default) that actors
+    keep sending segments it accepts. Publishing every 25 steps, as before, it stopped after 6
+    updates of the run and dropped every later segment."""
+    config = make_experiment_config(
+        "a2c", "gym:CartPole-v1", seed=0, max_env_steps=3_000,
+        agent_overrides=["hidden_sizes=32,32", "envs_per_actor=2", "log_every=10", "max_policy_lag=5"],
+        eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
+    )
+    summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25))
+    assert summary["learner_steps"] >= 30, summary["distributed"]
+
+
 def test_ddpg_actors_explore_at_their_own_noise_scales(ray_session, tmp_path):
     """Two DDPG actors: actor 0 acts with 2x noise_sigma, actor 1 with 0.5x (``actor_noise_scales='spread'``),
     as reported by the policies inside the actor processes."""
@@ -436,32 +449,36 @@ def test_the_env_step_budget_holds_in_local_mode(ray_session, tmp_path, agent, o
 def test_an_actor_at_its_step_limit_sends_the_inserts_it_held(ray_session, tmp_path):
     """With ``min_insert_interval_s`` the replay client holds batches between calls. An actor that
     reaches its share of the budget idles, and sends what it held then (``send_held``), not only
-    when the run stops: the replay holds every transition formed so far except the adder's own
-    partial batch (< ``adder_batch_size``) and its n-step window (< n). Without it, up to the
-    merge limit (256 transitions) would wait there until the actor stops."""
+    when the run stops: its client holds nothing and every transition it took is in the replay.
+    The interval (1 s) is longer than the actor's acting here, so after its first call every batch
+    is held until the merge limit sends it, and something is held when it reaches the limit;
+    without ``send_held`` that stayed held until the actor stopped."""
     config = make_experiment_config(
         "dqn", "gym:CartPole-v1", seed=0, max_env_steps=3_000,
         agent_overrides=[*SMALL_DQN, "samples_per_insert=0.5", "target_update_period=20"],
         eval_every=3_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
     )
-    dqn = config.agent_config
     seen: dict = {}
 
     def on_poll(state):
         stats = state.actor_stats[0]
         if stats is None or not stats["at_step_limit"]:
             return False
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 30.0
         while True:
+            stats = ray.get(state.actors[0].stats.remote())
             inserts = ray.get(state.replay_server.info.remote("transitions"))["inserts"]
-            if inserts >= stats["env_steps"] - dqn.adder_batch_size - dqn.n_step or time.monotonic() > deadline:
+            if (stats["items_held"] == 0 and inserts == stats["items_inserted"]) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        seen.update(inserts=inserts, env_steps=stats["env_steps"])
+        seen.update(inserts=inserts, items_inserted=stats["items_inserted"], items_held=stats["items_held"],
+                    env_steps=stats["env_steps"])
         return True
 
     run_distributed(config, DistributedConfig(num_actors=1, poll_interval_s=0.25, min_insert_interval_s=1.0),
                     on_poll=on_poll)
     assert seen, "the actor never reported reaching its step limit"
     assert seen["env_steps"] == 3_000
-    assert seen["inserts"] >= seen["env_steps"] - dqn.adder_batch_size - dqn.n_step, seen
+    assert seen["items_held"] == 0 and seen["inserts"] == seen["items_inserted"], seen
+    # The adder's own partial batch (< adder_batch_size) and n-step window (< n) are all that is not inserted.
+    assert seen["items_inserted"] >= seen["env_steps"] - config.agent_config.adder_batch_size - config.agent_config.n_step

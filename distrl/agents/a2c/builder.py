@@ -75,6 +75,7 @@ class A2CBuilder(Builder):
         self.batch_size = per_round if config.batch_size is None else config.batch_size
         self.envs_per_actor = config.envs_per_actor
         self.synchronous = config.max_policy_lag == 0
+        self.max_policy_lag = config.max_policy_lag
 
     def with_num_actors(self, num_actors: int) -> "A2CBuilder":
         """The builder with the learner's batch spanning ``num_actors`` actors' rounds."""

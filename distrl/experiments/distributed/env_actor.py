@@ -253,6 +253,8 @@ class EnvActorWorker:
             "insert_wait_s": client["insert_wait_s"],
             "max_in_flight_inserts_seen": client["max_in_flight_seen"],
             "lost_insert_calls": int(client["lost_calls"]),
+            "items_inserted": int(client["items_inserted"]),
+            "items_held": int(client["items_buffered"]),
             "elapsed_s": time.perf_counter() - self._start,
             "exploration": self.exploration,
             "policy_exploration": self._policy.exploration_state(),

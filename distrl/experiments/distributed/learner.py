@@ -48,20 +48,26 @@ from distrl.variables.weight_store import WeightPublisher
 PUBLISH_EVERY_ENV_STEPS = 200
 
 #: Learner steps between publishes for an asynchronous agent without a replay ratio (A2C with
-#: ``max_policy_lag``).
+#: ``max_policy_lag`` other than 0), unless its lag limit asks for less.
 ASYNC_PUBLISH_PERIOD = 25
 
 
 def default_publish_period(builder: Builder) -> int:
     """Learner steps between weight publishes when ``DistributedConfig.publish_period`` is None:
     1 for a synchronous agent (its actors wait for every version); about every
-    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio; else
-    ``ASYNC_PUBLISH_PERIOD``."""
+    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio, or
+    ``ASYNC_PUBLISH_PERIOD`` without one; never more than half the agent's
+    ``max_policy_lag`` (at least 1), so actors hold fresh enough weights again before the
+    learner would drop everything they send."""
     if builder.synchronous:
         return 1
     if builder.updates_per_env_step is None:
-        return ASYNC_PUBLISH_PERIOD
-    return max(1, round(PUBLISH_EVERY_ENV_STEPS * builder.updates_per_env_step))
+        period = ASYNC_PUBLISH_PERIOD
+    else:
+        period = max(1, round(PUBLISH_EVERY_ENV_STEPS * builder.updates_per_env_step))
+    if builder.max_policy_lag is not None:
+        period = min(period, max(1, builder.max_policy_lag // 2))
+    return period
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +94,11 @@ class SamplingPlan:
         require(publish_period == 1 or not builder.synchronous, "DistributedConfig", "publish_period",
                 dist.publish_period, f"be 1 or None for a synchronous agent ({type(builder).__name__}: its actors "
                 f"wait for every new version)")
+        lag = builder.max_policy_lag
+        require(lag is None or publish_period <= max(lag, 1), "DistributedConfig", "publish_period",
+                dist.publish_period, f"be at most the agent's max_policy_lag ({lag}) or None: once the learner "
+                f"is more than {lag} steps past the last publish it drops every segment the actors send, and "
+                f"it would never reach the next publish")
         if is_queue:
             return cls(builder.envs_per_actor, 1, publish_period)
         return cls(builder.batch_size, dist.sample_batches_per_call, publish_period)

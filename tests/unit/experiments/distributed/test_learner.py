@@ -11,8 +11,9 @@ from distrl.utils.config import ConfigError
 
 
 def test_replay_agents_publish_about_every_200_env_steps_of_data_at_their_replay_ratio():
-    assert PUBLISH_EVERY_ENV_STEPS == 200
-    assert default_publish_period(dqn.Builder(dqn.Config())) == 100  # 32 / 64 = 0.5 updates per env step.
+    assert default_publish_period(dqn.Builder(dqn.Config())) == PUBLISH_EVERY_ENV_STEPS // 2  # 32 / 64 per env step.
+    # What a run gets when DistributedConfig leaves the period to the agent.
+    assert SamplingPlan.of(dqn.Builder(dqn.Config()), DistributedConfig(), is_queue=False).publish_period == 100
     assert default_publish_period(ddpg.Builder(ddpg.Config())) == 100  # 16 / 32.
     # The Ape-X config's ratio (batch 256, one update per 8 env steps): a slow learner publishes after fewer steps.
     assert default_publish_period(dqn.Builder(dqn.Config(batch_size=256, samples_per_insert=32.0))) == 25
@@ -30,3 +31,16 @@ def test_an_explicit_publish_period_wins_and_a_synchronous_agent_refuses_any_but
     assert plan.publish_period == 7
     with pytest.raises(ConfigError, match="publish_period"):
         SamplingPlan.of(a2c.Builder(a2c.Config()), DistributedConfig(publish_period=5), is_queue=True)
+
+
+def test_an_asynchronous_agent_with_a_lag_limit_publishes_within_half_of_it_and_refuses_a_longer_period():
+    """With max_policy_lag K, a learner more than K steps past the last publish drops every segment
+    the actors send and so never reaches the next publish: the default stays within K // 2, and a
+    longer explicit period is refused."""
+    assert default_publish_period(a2c.Builder(a2c.Config(max_policy_lag=5))) == 2
+    assert default_publish_period(a2c.Builder(a2c.Config(max_policy_lag=1))) == 1
+    assert default_publish_period(a2c.Builder(a2c.Config(max_policy_lag=100))) == 25
+    builder = a2c.Builder(a2c.Config(max_policy_lag=5))
+    assert SamplingPlan.of(builder, DistributedConfig(publish_period=5), is_queue=True).publish_period == 5
+    with pytest.raises(ConfigError, match="publish_period.*max_policy_lag"):
+        SamplingPlan.of(builder, DistributedConfig(publish_period=6), is_queue=True)
