@@ -41,17 +41,22 @@ class DistributedConfig:
     by rebuilding its environments; the next one ends the run with the error."""
     publish_period: int | None = None
     """Learner steps between weight publishes (one ray.put each). None: about every 200 env
-    steps of data at the agent's replay ratio (``Builder.updates_per_env_step``), which is every
-    100 learner steps at DQN's and DDPG's defaults and every 25 in the Ape-X config; 1 for a
-    synchronous agent (A2C by default), whose actors wait for every version; 25 for an
-    asynchronous agent without a replay ratio. A publish costs the learner's process about
-    1.7 ms of CPU (the ray.put about 0.7 ms of it) and more in the weight store and raylet.
-    Measured with ``bench system`` (DQN CartPole, 1 actor, 2 CPUs): on 2026-11-30 the learner
-    made 830-838 updates/s publishing every 25 steps and 916-980 every 100 (0.79-0.86x of bare
-    torch); on an older tree, 497 every 10 steps against 685 every 25. Counted in env steps rather than learner steps because that is how stale the
-    actors' policy gets: the Ape-X config (0.125 updates per env step) publishing every 100
-    learner steps (800 env steps) left 3 of seeds 4, 5, 7 and 8 unsolved in 100k env steps,
-    every 25 solved all four."""
+    steps of data at the agent's replay ratio (``Builder.updates_per_env_step``), but not more
+    often than every 10 learner steps: every 100 at DQN's and DDPG's defaults, every 25 in the
+    Ape-X config, every 10 at a low ratio such as ``bench system``'s unthrottled profile. A
+    synchronous agent (A2C by default), whose actors wait for every version: 1. An asynchronous
+    agent without a replay ratio: 25, or ``max_policy_lag // 2`` (at least 1) when that is
+    less; a period over ``max_policy_lag`` is refused, since the learner would drop every
+    segment before its next publish.
+
+    Why env steps: that is how stale the actors' policy gets. The Ape-X config (0.125 updates
+    per env step) publishing every 100 learner steps (800 env steps) left 3 of seeds 4, 5, 7
+    and 8 unsolved in 100k env steps; every 25 solved all four. Why not more often: a publish
+    costs the learner's process about 1.7 ms of CPU (the ray.put about 0.7 ms of it) and more
+    in the weight store, the raylet and every actor that fetches it. Measured with ``bench
+    system`` (DQN CartPole, 1 actor, 2 CPUs) on 2026-11-30, the learner made 830-838 updates/s
+    publishing every 25 steps and 916-980 every 100 (0.79-0.86x of bare torch); on an older
+    tree, 497 every 10 steps against 685 every 25."""
     update_period: int = 100
     """Env steps of an actor between checks for newer weights (the check never blocks); an actor
     stepping N environments checks every ``max(1, update_period // N)`` vector steps, and no actor

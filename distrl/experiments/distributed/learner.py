@@ -47,6 +47,13 @@ from distrl.variables.weight_store import WeightPublisher
 #: publish every 100 learner steps, the Ape-X config (0.125) every 25 (``DistributedConfig.publish_period``).
 PUBLISH_EVERY_ENV_STEPS = 200
 
+#: The shortest default period for a replay agent: at a low replay ratio 200 env steps are one or
+#: two updates, and a publish costs the learner's process about as much CPU as a small update (and
+#: the weight store and every actor that fetches it some more). ``bench system --profiles
+#: unthrottled`` (0.0078 updates per env step) made 12.0-12.5k env steps/s publishing every 2
+#: steps, 13.8k every 10 and 14.1k every 25 with one actor.
+MIN_PUBLISH_PERIOD = 10
+
 #: Learner steps between publishes for an asynchronous agent without a replay ratio (A2C with
 #: ``max_policy_lag`` other than 0), unless its lag limit asks for less.
 ASYNC_PUBLISH_PERIOD = 25
@@ -55,8 +62,8 @@ ASYNC_PUBLISH_PERIOD = 25
 def default_publish_period(builder: Builder) -> int:
     """Learner steps between weight publishes when ``DistributedConfig.publish_period`` is None:
     1 for a synchronous agent (its actors wait for every version); about every
-    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio, or
-    ``ASYNC_PUBLISH_PERIOD`` without one; never more than half the agent's
+    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio but not under
+    ``MIN_PUBLISH_PERIOD`` learner steps, or ``ASYNC_PUBLISH_PERIOD`` without a ratio; never more than half the agent's
     ``max_policy_lag`` (at least 1), so actors hold fresh enough weights again before the
     learner would drop everything they send."""
     if builder.synchronous:
@@ -64,7 +71,7 @@ def default_publish_period(builder: Builder) -> int:
     if builder.updates_per_env_step is None:
         period = ASYNC_PUBLISH_PERIOD
     else:
-        period = max(1, round(PUBLISH_EVERY_ENV_STEPS * builder.updates_per_env_step))
+        period = max(MIN_PUBLISH_PERIOD, round(PUBLISH_EVERY_ENV_STEPS * builder.updates_per_env_step))
     if builder.max_policy_lag is not None:
         period = min(period, max(1, builder.max_policy_lag // 2))
     return period

@@ -6,7 +6,9 @@ import pytest
 
 from distrl.agents import a2c, ddpg, dqn
 from distrl.experiments.distributed import DistributedConfig
-from distrl.experiments.distributed.learner import PUBLISH_EVERY_ENV_STEPS, SamplingPlan, default_publish_period
+from distrl.experiments.distributed.learner import (
+    MIN_PUBLISH_PERIOD, PUBLISH_EVERY_ENV_STEPS, SamplingPlan, default_publish_period,
+)
 from distrl.utils.config import ConfigError
 
 
@@ -17,8 +19,8 @@ def test_replay_agents_publish_about_every_200_env_steps_of_data_at_their_replay
     assert default_publish_period(ddpg.Builder(ddpg.Config())) == 100  # 16 / 32.
     # The Ape-X config's ratio (batch 256, one update per 8 env steps): a slow learner publishes after fewer steps.
     assert default_publish_period(dqn.Builder(dqn.Config(batch_size=256, samples_per_insert=32.0))) == 25
-    # So few updates per env step that 200 env steps hold less than one: it publishes after every update.
-    assert default_publish_period(dqn.Builder(dqn.Config(batch_size=64, samples_per_insert=0.1))) == 1
+    # So few updates per env step that 200 env steps hold less than one: no more often than every 10 updates.
+    assert default_publish_period(dqn.Builder(dqn.Config(batch_size=64, samples_per_insert=0.5))) == MIN_PUBLISH_PERIOD
 
 
 def test_on_policy_agents_publish_every_step_when_synchronous_and_every_25_otherwise():
