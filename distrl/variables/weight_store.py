@@ -40,8 +40,8 @@ DEFAULT_FETCH_TIMEOUT_S = 600.0
 #: ``bench actor`` (8 envs, 2 CPUs) the store spent 27% of a core answering one actor. Weights change
 #: only when the learner publishes, by default every 100 updates at DQN's replay ratio (at least every
 #: 25 with the Ape-X config's), which no learner measured here does in under 10 ms (it would take over
-#: 2,500 updates/s at 25), so here the floor costs no freshness. An agent whose period is shorter (a
-#: low replay ratio, or A2C with a small ``max_policy_lag``) publishes more often than actors look.
+#: 2,500 updates/s at 25), so here the floor costs no freshness. A2C with a small ``max_policy_lag``
+#: publishes more often (every max_policy_lag // 2 updates), and its actors may then be a request late.
 MIN_CHECK_INTERVAL_S = 0.01
 
 #: Seconds one parked ``wait_for_version`` call lasts before the caller checks

@@ -45,9 +45,9 @@ fraction of one, so wall-clock is about (number of updates) x (cost of one):
   CPU thread) but were less reliable: 256-256 at w = 0.1 left seed 0 at
   -201.8; at w = 0.2 it solved seeds 0-7 and 9 (median 6.6 s on seeds 0-6,
   against 8.8 s with the default) but not seed 8 (-202 to -207 from 8k to
-  20k env steps), which the default solves at 8k: the default solved seeds 0-9 in the
-  single-process mode (seeds 0-6 in BENCHMARKS.md's ``bench peers`` runs, 7-9 at 6k/8k/4k
-  env steps in the same sweep as the 256-256 runs).
+  20k env steps), which the default solves at 8k. The default solved seeds 0-9
+  in the single-process mode (seeds 0-6 in BENCHMARKS.md's ``bench peers``
+  runs, 7-9 at 6k/8k/4k env steps in the sweep of the 256-256 runs).
 
 * With several distributed actors, each explores at its own scale
   (``actor_noise_scales``): a spread around ``noise_sigma`` puts both wider

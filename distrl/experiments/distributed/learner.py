@@ -60,12 +60,14 @@ ASYNC_PUBLISH_PERIOD = 25
 
 
 def default_publish_period(builder: Builder) -> int:
-    """Learner steps between weight publishes when ``DistributedConfig.publish_period`` is None:
-    1 for a synchronous agent (its actors wait for every version); about every
-    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio but not under
-    ``MIN_PUBLISH_PERIOD`` learner steps, or ``ASYNC_PUBLISH_PERIOD`` without a ratio; never more than half the agent's
-    ``max_policy_lag`` (at least 1), so actors hold fresh enough weights again before the
-    learner would drop everything they send."""
+    """Learner steps between weight publishes when ``DistributedConfig.publish_period`` is None.
+
+    1 for a synchronous agent (its actors wait for every version). Otherwise about every
+    ``PUBLISH_EVERY_ENV_STEPS`` env steps of data at the agent's replay ratio, but not under
+    ``MIN_PUBLISH_PERIOD`` learner steps, or ``ASYNC_PUBLISH_PERIOD`` without a ratio; and never
+    more than half the agent's ``max_policy_lag`` (at least 1), so actors hold fresh enough
+    weights again before the learner would drop everything they send.
+    """
     if builder.synchronous:
         return 1
     if builder.updates_per_env_step is None:
