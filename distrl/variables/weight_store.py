@@ -184,6 +184,11 @@ class WeightPublisher:
         self.publishes = 0
         self.publish_s = 0.0
 
+    @property
+    def publish_period(self) -> int:
+        """Learner steps between publishes."""
+        return self._publish_period
+
     def after_step(self) -> None:
         """Counts one learner step; publishes every ``publish_period``-th."""
         self._steps_since += 1

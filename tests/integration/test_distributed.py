@@ -292,6 +292,7 @@ def test_distributed_a2c_with_a_small_max_policy_lag_keeps_learning(ray_session,
         eval_every=10_000, eval_episodes=1, run_dir=str(tmp_path), progress=False,
     )
     summary = run_distributed(config, DistributedConfig(num_actors=2, poll_interval_s=0.25))
+    assert summary["distributed"]["publish_period"] == 2
     assert summary["learner_steps"] >= 30, summary["distributed"]
 
 

@@ -318,6 +318,7 @@ class LearnerWorker:
             "checkpoints": self.checkpoints,
             "checkpoint_s": self.checkpoint_s,
             "published_version": self._publisher.version,
+            "publish_period": self._publisher.publish_period,
             "publishes": self._publisher.publishes,
             "publish_s": self._publisher.publish_s,
             "wait_s": prefetch["wait_s"],

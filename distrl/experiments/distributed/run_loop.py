@@ -391,6 +391,7 @@ class RunLoop:
             "weight_lag_mean": (self.weight_lag_sum / self.weight_lag_samples if self.weight_lag_samples
                                 else weight_lag(trackers, learner)),
             "published_version": learner.get("published_version", -1),
+            "publish_period": learner.get("publish_period"),
             "actor_policy_versions": per_actor("policy_version"),
             "actor_version_regressions": sum(0 if t.last is None else t.last["version_regressions"] for t in trackers),
             "actor_exploration": per_actor("exploration"),
