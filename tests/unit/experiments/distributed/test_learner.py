@@ -13,7 +13,8 @@ from distrl.utils.config import ConfigError
 
 
 def test_replay_agents_publish_about_every_200_env_steps_of_data_at_their_replay_ratio():
-    assert default_publish_period(dqn.Builder(dqn.Config())) == PUBLISH_EVERY_ENV_STEPS // 2  # 32 / 64 per env step.
+    assert PUBLISH_EVERY_ENV_STEPS == 200
+    assert default_publish_period(dqn.Builder(dqn.Config())) == 100  # 32 / 64 = 0.5 updates per env step.
     # What a run gets when DistributedConfig leaves the period to the agent.
     assert SamplingPlan.of(dqn.Builder(dqn.Config()), DistributedConfig(), is_queue=False).publish_period == 100
     assert default_publish_period(ddpg.Builder(ddpg.Config())) == 100  # 16 / 32.
@@ -31,7 +32,7 @@ def test_on_policy_agents_publish_every_step_when_synchronous_and_every_25_other
 def test_an_explicit_publish_period_wins_and_a_synchronous_agent_refuses_any_but_one():
     plan = SamplingPlan.of(dqn.Builder(dqn.Config()), DistributedConfig(publish_period=7), is_queue=False)
     assert plan.publish_period == 7
-    with pytest.raises(ConfigError, match="publish_period"):
+    with pytest.raises(ConfigError, match="publish_period.*synchronous"):
         SamplingPlan.of(a2c.Builder(a2c.Config()), DistributedConfig(publish_period=5), is_queue=True)
 
 
