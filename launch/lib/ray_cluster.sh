@@ -117,12 +117,17 @@ cmd_start() {
     unset RAY_AUTH_TOKEN RAY_ADDRESS RAY_API_SERVER_ADDRESS  # RAY_AUTH_TOKEN would win over the file
     export RAY_USAGE_STATS_ENABLED=0
 
-    local ports
-    read -r -a ports <<< "$(python "$helpers" free-ports 9)"
-    local gcs_port="${ports[0]}" dashboard_port="${ports[1]}"
+    local ports gcs_port dashboard_port attempt
     local object_store_bytes=$(( object_store_mb * 1024 * 1024 ))
-    # Written first, so that stop works even when a node fails to start.
-    cat > "$dir/cluster.env" <<EOF
+    # `ray start` gives a node a fixed 30 s to register its raylet with the GCS; on a busy machine
+    # (two clusters starting at once on 2 cores) the head can miss that and exit with "The current
+    # node timed out during startup". That failure alone is retried once, on fresh ports, after
+    # stopping what the attempt left running; any other failure ends the start.
+    for attempt in 1 2; do
+        read -r -a ports <<< "$(python "$helpers" free-ports 9)"
+        gcs_port="${ports[0]}" dashboard_port="${ports[1]}"
+        # Written first, so that stop works even when a node fails to start.
+        cat > "$dir/cluster.env" <<EOF
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH='$dir/token'
 unset RAY_AUTH_TOKEN
@@ -132,16 +137,27 @@ DASHBOARD_PORT=$dashboard_port
 DASHBOARD_URL='http://127.0.0.1:$dashboard_port'
 EOF
 
-    log "starting the head node (GCS port $gcs_port, dashboard/jobs on 127.0.0.1:$dashboard_port, $head_cpus CPUs, temp dir $temp_dir)"
-    start_node "head node" "$dir/head.log" ray start --head \
-        --node-ip-address 127.0.0.1 --port "$gcs_port" \
-        --include-dashboard true --dashboard-host 127.0.0.1 --dashboard-port "$dashboard_port" \
-        --ray-client-server-port "${ports[2]}" \
-        --node-manager-port "${ports[3]}" --object-manager-port "${ports[4]}" \
-        --dashboard-agent-listen-port "${ports[5]}" --dashboard-agent-grpc-port "${ports[6]}" \
-        --runtime-env-agent-port "${ports[7]}" --metrics-export-port "${ports[8]}" \
-        --num-cpus "$head_cpus" --num-gpus 0 --object-store-memory "$object_store_bytes" \
-        --temp-dir "$temp_dir" --disable-usage-stats
+        log "starting the head node (GCS port $gcs_port, dashboard/jobs on 127.0.0.1:$dashboard_port, $head_cpus CPUs, temp dir $temp_dir)"
+        if start_node "head node" "$dir/head.log" ray start --head \
+            --node-ip-address 127.0.0.1 --port "$gcs_port" \
+            --include-dashboard true --dashboard-host 127.0.0.1 --dashboard-port "$dashboard_port" \
+            --ray-client-server-port "${ports[2]}" \
+            --node-manager-port "${ports[3]}" --object-manager-port "${ports[4]}" \
+            --dashboard-agent-listen-port "${ports[5]}" --dashboard-agent-grpc-port "${ports[6]}" \
+            --runtime-env-agent-port "${ports[7]}" --metrics-export-port "${ports[8]}" \
+            --num-cpus "$head_cpus" --num-gpus 0 --object-store-memory "$object_store_bytes" \
+            --temp-dir "$temp_dir" --disable-usage-stats; then
+            break
+        fi
+        if [ "$attempt" -eq 2 ] || ! grep -q "timed out during startup" "$dir/head.log"; then
+            exit 1
+        fi
+        log "the head node's raylet did not register within Ray's 30 s; stopping that attempt and starting it again"
+        python "$helpers" stop-scoped --temp-dir "$dir" --sid-file "$dir/sids" >/dev/null
+        : > "$dir/sids"
+        rm -rf -- "$temp_dir"
+        mv -- "$dir/head.log" "$dir/head.attempt1.log"
+    done
     # The address the head advertises (Ray replaces 127.0.0.1 by the machine's address).
     local gcs_address
     gcs_address="$(cat "$temp_dir/ray_current_cluster")"

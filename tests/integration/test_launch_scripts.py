@@ -184,6 +184,54 @@ def test_two_local_clusters_side_by_side_each_run_their_job_and_stop_only_their_
                 subprocess.run(["bash", str(RAY_CLUSTER), "stop", cluster_dir], env=script_env(), timeout=180)
 
 
+FAKE_RAY = """#!/usr/bin/env bash
+# Fails the first `ray start --head` as Ray does when the raylet misses its 30 s to register,
+# leaving a process behind in the attempt's session; every other call is the real ray.
+if [ "$1" = start ] && [ "$2" = --head ] && [ ! -e "$FAKE_RAY_STATE/failed-once" ]; then
+    touch "$FAKE_RAY_STATE/failed-once"
+    sleep 600 &
+    echo $! > "$FAKE_RAY_STATE/leftover.pid"
+    echo "Exception: The current node timed out during startup. This could happen because some of the raylet failed to startup or the GCS has become overloaded." >&2
+    exit 1
+fi
+exec {real_ray} "$@"
+"""
+
+
+@pytest.mark.ray
+def test_a_head_node_that_times_out_at_startup_is_stopped_and_started_again(tmp_path):
+    """Two clusters starting at once on 2 cores once made `ray start --head` give up after Ray's fixed
+    30 s raylet wait; the start now stops that attempt's processes and tries once more on fresh ports."""
+    real_ray = Path(sys.prefix) / "bin" / "ray"
+    if not real_ray.exists():
+        pytest.skip("needs the ray command of this Python's environment")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/usr/bin/env bash\nexec {sys.executable} "$@"\n')
+    (venv / "bin" / "ray").write_text(FAKE_RAY.format(real_ray=real_ray))
+    for name in ("python", "ray"):
+        (venv / "bin" / name).chmod(0o755)
+    cluster_dir = tempfile.mkdtemp(prefix="distrl-ray.", dir="/tmp")
+    env = script_env(DISTRL_VENV=str(venv), FAKE_RAY_STATE=str(tmp_path))
+    sids: set[int] = set()
+    try:
+        started = subprocess.run(["bash", str(RAY_CLUSTER), "start", cluster_dir], cwd=REPO_ROOT, env=env,
+                                 capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stderr[-4000:]
+        assert "did not register within Ray's 30 s" in started.stderr
+        assert "cluster up: 1 node(s)" in started.stderr
+        assert "timed out during startup" in (Path(cluster_dir) / "head.attempt1.log").read_text()
+        leftover = int((tmp_path / "leftover.pid").read_text())
+        assert not psutil.pid_exists(leftover) or psutil.Process(leftover).status() == psutil.STATUS_ZOMBIE
+        sids = {int(s) for s in (Path(cluster_dir) / "sids").read_text().split()}
+        assert len(sids) == 1  # only the second attempt's session is left to stop
+    finally:
+        if (Path(cluster_dir) / ".distrl-ray-cluster").exists():
+            subprocess.run(["bash", str(RAY_CLUSTER), "stop", cluster_dir], env=env, timeout=180)
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+    assert leftover_processes(cluster_dir, sids) == []
+
+
 def test_local_cluster_refuses_a_temp_root_too_long_for_rays_sockets_before_starting_ray(tmp_path):
     """A 22-character DISTRL_RAY_TMP made Ray's dashboard socket path 109 bytes (limit 107) and the
     head failed to start; now the script stops at once, naming the limit."""
