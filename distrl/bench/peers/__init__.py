@@ -8,6 +8,12 @@ task and framework, then seed 1, ...), each run in its own process
 training seconds to solve of each seed, how many seeds solved, the median
 time to solve (an unsolved seed counts as slower than any solved one) and
 the ratio of distrl's median to the best peer's.
+
+A peer that does not solve a seed within the task's budget leaves its median
+without a number when it misses most seeds, and then there is nothing to
+compare with. ``--peer-budget-factor F`` lets the peers run F times the
+budget (distrl keeps the task's), so a slow peer's time to solve is measured
+instead of cut off; this favours the peers, never distrl.
 """
 
 from __future__ import annotations
@@ -69,15 +75,19 @@ def _cell(record: dict[str, Any]) -> str:
     return f"{solved['train_s']:.1f} s / {solved['env_steps']:,}"
 
 
-def report(results: dict[str, dict[str, list[dict[str, Any]]]], seeds: Sequence[int], tasks: dict[str, Task]) -> str:
+def report(results: dict[str, dict[str, list[dict[str, Any]]]], seeds: Sequence[int], tasks: dict[str, Task],
+           peer_budget_factor: int = 1) -> str:
     """The tables: per task, a row per framework with each seed's time and env steps to solve,
-    the seeds solved, the median, and distrl's median against the best peer's."""
+    the seeds solved, the median, and distrl's median against the best peer's; the header
+    names the peers' budget when ``peer_budget_factor`` gives them more than the task's."""
     lines = []
     for task_name, by_label in results.items():
         task = tasks[task_name]
+        peer_budget = "" if peer_budget_factor == 1 else \
+            f" (peers: {peer_budget_factor * task.max_env_steps:,}, --peer-budget-factor {peer_budget_factor})"
         lines.append(f"\n{task_name}: {task.agent} on {task.env_id}, solved at a mean greedy return >= "
                      f"{task.threshold:g}, evaluated every {task.eval_every:,} env steps, budget "
-                     f"{task.max_env_steps:,}")
+                     f"{task.max_env_steps:,}{peer_budget}")
         header = ["framework", *[f"seed {s} (s / env steps)" for s in seeds], "solved", "median s"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
@@ -112,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="budget of every run (default: each task's; smaller for a quick check)")
     parser.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations "
                         "(default: each task's)")
+    parser.add_argument("--peer-budget-factor", type=int, default=1,
+                        help="the peers run this many times the budget (distrl keeps it), so a peer that is "
+                             "slow to solve gets a time instead of 'not solved'")
     parser.add_argument("--json", default=None, help="also write every run's record to this file")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
@@ -126,12 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     if not seeds or any(s < 0 for s in seeds) or args.time_cap_s <= 0:
         parser.error("--seeds must hold non-negative integers and --time-cap-s must be > 0")
-    budget: list[str] = []
-    for flag, value in (("--max-env-steps", args.max_env_steps), ("--eval-every", args.eval_every)):
-        if value is not None:
-            if value <= 0:
-                parser.error(f"{flag} must be a positive integer, got {value}")
-            budget += [flag, str(value)]
+    for flag, value in (("--max-env-steps", args.max_env_steps), ("--eval-every", args.eval_every),
+                        ("--peer-budget-factor", args.peer_budget_factor)):
+        if value is not None and value <= 0:
+            parser.error(f"{flag} must be a positive integer, got {value}")
     peers = []
     for peer in (p for p in args.peers.split(",") if p):
         if peer not in PEER_PACKAGES:
@@ -140,16 +151,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             peers.append(peer)
         else:
             print(f"{peer}: not installed (pip install -e '.[peers]'), skipped", file=sys.stderr)
+    effective = {name: dataclasses.replace(TASKS[name], max_env_steps=args.max_env_steps or TASKS[name].max_env_steps,
+                                           eval_every=args.eval_every or TASKS[name].eval_every) for name in tasks}
     results: dict[str, dict[str, list[dict[str, Any]]]] = {t: {} for t in tasks}
     for seed in seeds:
         for task_name in tasks:
+            task = effective[task_name]
             for label, framework, mode in _runners(task_name, modes, peers):
+                factor = 1 if framework == "distrl" else args.peer_budget_factor
+                budget = ["--max-env-steps", str(factor * task.max_env_steps), "--eval-every", str(task.eval_every)]
                 record = run_one(framework, task_name, seed, mode, args.time_cap_s, budget)
                 results[task_name].setdefault(label, []).append(record)
                 print(f"seed {seed} {task_name} {label}: {_cell(record)}", file=sys.stderr, flush=True)
-    effective = {name: dataclasses.replace(TASKS[name], max_env_steps=args.max_env_steps or TASKS[name].max_env_steps,
-                                           eval_every=args.eval_every or TASKS[name].eval_every) for name in tasks}
-    print(report(results, seeds, effective))
+    print(report(results, seeds, effective, args.peer_budget_factor))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -43,6 +43,7 @@ SB3_DQN_CARTPOLE = dict(  # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1 (
     learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000, gamma=0.99,
     target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
     exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]))
+SB3_DQN_ZOO_TIMESTEPS = 50_000  # the zoo's n_timesteps for it, which exploration_fraction is a fraction of
 SB3_A2C_CARTPOLE = dict(ent_coef=0.0)  # rl-baselines3-zoo hyperparams/a2c.yml, CartPole-v1, 8 envs
 SB3_A2C_ENVS = 8
 SB3_DDPG_PENDULUM = dict(  # rl-baselines3-zoo hyperparams/ddpg.yml, Pendulum ("tuned")
@@ -104,7 +105,10 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
     from stable_baselines3.common.noise import NormalActionNoise
 
     if task.agent == "dqn":
-        settings = SB3_DQN_CARTPOLE
+        # SB3 decays epsilon over exploration_fraction x total_timesteps: keep the zoo's 8,000 env steps
+        # whatever the budget (a longer one for --peer-budget-factor must not slow the decay).
+        decay_steps = SB3_DQN_CARTPOLE["exploration_fraction"] * SB3_DQN_ZOO_TIMESTEPS
+        settings = {**SB3_DQN_CARTPOLE, "exploration_fraction": min(1.0, decay_steps / task.max_env_steps)}
         model = DQN("MlpPolicy", gym.make(task.env_id), seed=seed, verbose=0, **settings)
     elif task.agent == "a2c":
         settings = {**SB3_A2C_CARTPOLE, "n_envs": SB3_A2C_ENVS}
@@ -117,8 +121,7 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
         model = DDPG("MlpPolicy", env, action_noise=noise, seed=seed, verbose=0, **SB3_DDPG_PENDULUM)
     clock = SolveClock(task.threshold)
     clock.start()
-    # The budget is the zoo's n_timesteps for DQN (50k, which its exploration fraction refers to) and
-    # the task's for the others (their schedules are constant).
+    # The budget is the task's (or the peers' longer one); only DQN's exploration has a schedule (above).
     model.learn(total_timesteps=task.max_env_steps, callback=sb3_evaluations(task, seed, clock))
     return {"solved": clock.solved, "evaluations": clock.evaluations, "settings": _jsonable(settings)}
 

@@ -66,3 +66,9 @@ def test_the_report_gives_the_ratio_of_medians_against_the_best_peer():
     text = report(results, [0, 1, 2], TASKS)
     assert "| distrl (debug) | 2.0 s / 1,000 | 4.0 s / 1,000 | not solved | 2/3 | 4.0 |" in text
     assert "ratio of medians 0.40x" in text
+
+
+def test_the_report_names_the_peers_longer_budget():
+    results = {"ddpg-pendulum": {"distrl (debug)": [{"solved": None}], "tianshou": [{"solved": None}]}}
+    assert "budget 20,000\n" in report(results, [0], TASKS) + "\n"
+    assert "budget 20,000 (peers: 60,000, --peer-budget-factor 3)" in report(results, [0], TASKS, peer_budget_factor=3)
