@@ -3,5 +3,6 @@
 from distrl.adders.base import Adder
 from distrl.adders.nstep import NStepTransitionAdder
 from distrl.adders.trajectory import TrajectoryAdder
+from distrl.adders.vector_nstep import VectorNStepTransitionAdder
 
-__all__ = ["Adder", "NStepTransitionAdder", "TrajectoryAdder"]
+__all__ = ["Adder", "NStepTransitionAdder", "TrajectoryAdder", "VectorNStepTransitionAdder"]

@@ -48,6 +48,18 @@ from distrl.types import Nest, Transition
 from distrl.utils.nests import copy_nest
 
 
+def checked_priorities(priority_fn: Callable[[Transition], np.ndarray], batch: Transition, size: int,
+                       owner: str) -> np.ndarray:
+    """``priority_fn(batch)`` as float64 [size]; raises ValueError naming ``owner`` unless each is finite and >= 0."""
+    priorities = np.asarray(priority_fn(batch), dtype=np.float64)
+    if priorities.shape != (size,) or not (np.isfinite(priorities).all() and (priorities >= 0).all()):
+        raise ValueError(
+            f"{owner}: priority_fn must return {size} finite priorities >= 0 (float64 [{size}]), "
+            f"got shape {priorities.shape} with values {np.ravel(priorities)[:4]}..."
+        )
+    return priorities
+
+
 class _Step(NamedTuple):
     """One step held in the n-step window."""
 
@@ -191,13 +203,7 @@ class NStepTransitionAdder(Adder):
         batch = Transition(**self._buffer.take())
         priorities = None
         if self._priority_fn is not None:
-            priorities = np.asarray(self._priority_fn(batch), dtype=np.float64)
-            size = len(batch.reward)
-            if priorities.shape != (size,) or not (np.isfinite(priorities).all() and (priorities >= 0).all()):
-                raise ValueError(
-                    f"NStepTransitionAdder: priority_fn must return {size} finite priorities >= 0 (float64 [{size}]), "
-                    f"got shape {priorities.shape} with values {np.ravel(priorities)[:4]}..."
-                )
+            priorities = checked_priorities(self._priority_fn, batch, len(batch.reward), "NStepTransitionAdder")
         self._client.insert(batch, priorities=priorities)
 
     def get_state(self) -> dict:

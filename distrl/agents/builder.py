@@ -12,7 +12,8 @@ the distributed learner publishes its weights.
 
 Several environments per actor. ``Builder.envs_per_actor`` (default 1) says
 how many environments one actor steps. When it is above 1 the runtime builds
-N = ``envs_per_actor`` environments and one adder per environment, asks
+N = ``envs_per_actor`` environments and one adder per environment
+(``make_adders``; off-policy agents give the lanes of one vectorised adder), asks
 ``make_policy`` for a ``BatchedPolicy`` and ``make_batched_actor`` for a
 ``BatchedActor`` over them, and runs a ``VectorEnvironmentLoop`` (one batched
 inference per vector step). Builders that keep the default of 1 need not

@@ -9,12 +9,12 @@ subclass it and add their own) and ``OffPolicyBuilder`` builds those parts
 once (agents subclass it and add networks, policies and the learner).
 
 An actor stepping N > 1 environments (``Builder.envs_per_actor``, e.g. DQN's
-``envs_per_actor``) keeps one n-step adder per environment, so no transition
-mixes two environments' steps, and the N adders insert through one
-``GroupedInsertClient``: the environments step in lockstep, so their adders
-fill their ``adder_batch_size`` batches together and reach the table as one
-insert call of about N x ``adder_batch_size`` transitions instead of N calls.
-The rate limiter's window is sized for that insert batch.
+``envs_per_actor``) writes through the N lanes of one
+``VectorNStepTransitionAdder``: the environments step in lockstep, so it
+records each vector step into arrays and forms the transitions of all N
+environments a block at a time (no transition mixes two environments'
+steps), inserting N x ``adder_batch_size`` transitions per call instead of
+N calls. The rate limiter's window is sized for that insert batch.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from torch import nn
 
 from distrl.adders.base import Adder
 from distrl.adders.nstep import NStepTransitionAdder
+from distrl.adders.vector_nstep import VectorNStepTransitionAdder
 from distrl.agents.actors import FeedForwardActor
 from distrl.agents.builder import Builder, Policy
 from distrl.core import Actor, VariableSource
-from distrl.replay.client import GroupedInsertClient, ReplayClient
+from distrl.replay.client import ReplayClient
 from distrl.replay.rate_limiters import SampleToInsertRatio
 from distrl.replay.samplers import Sampler, UniformSampler
 from distrl.replay.table import Table
@@ -171,14 +172,17 @@ class OffPolicyBuilder(Builder):
         return None
 
     def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:
-        """One n-step adder per environment (``make_adder``); with ``num_envs`` > 1 they share a
-        ``GroupedInsertClient`` that inserts once ``num_envs`` x ``adder_batch_size`` transitions
-        are buffered (see the module docstring). Transitions still buffered there when a run
-        ends (fewer than one group) are not inserted."""
+        """One n-step adder per environment. With ``num_envs`` > 1 (lockstep environments) they are
+        the lanes of one ``VectorNStepTransitionAdder``, which forms the transitions of all N a
+        block at a time and inserts ``num_envs`` x ``adder_batch_size`` of them per call; the
+        transitions of the last ``n_step - 1`` steps are not inserted when a run ends."""
         if num_envs == 1:
             return [self.make_adder(client, networks)]
-        grouped = GroupedInsertClient(client, items_per_insert=num_envs * self.config.adder_batch_size)
-        return [self.make_adder(grouped, networks) for _ in range(num_envs)]
+        config = self.config
+        return VectorNStepTransitionAdder(
+            client, num_envs, n_step=config.n_step, discount=config.discount,
+            steps_per_insert=config.adder_batch_size, priority_fn=self.make_priority_fn(networks),
+        ).lanes()
 
     def make_variable_client(self, networks: Any, variable_source: VariableSource | None) -> VariableClient | None:
         """A client loading ``actor_modules(networks)`` from ``variable_source`` every

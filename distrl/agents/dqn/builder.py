@@ -9,9 +9,9 @@ runtimes (the single-process mode and every Ray env actor) step N
 environments in lockstep: ``make_policy`` gives a
 ``BatchedEpsilonGreedyPolicy`` (one batched Q forward per vector step,
 epsilon-greedy per environment at the actor's epsilon) and
-``make_batched_actor`` a ``BatchedFeedForwardActor`` over one n-step adder
-per environment, whose inserts are grouped into one call per round
-(``OffPolicyBuilder.make_adders``). The env-step budget counts every
+``make_batched_actor`` a ``BatchedFeedForwardActor`` over the lanes of one
+``VectorNStepTransitionAdder``, which inserts N x ``adder_batch_size``
+transitions per call (``OffPolicyBuilder.make_adders``). The env-step budget counts every
 environment's steps; an actor takes only whole vector steps.
 """
 

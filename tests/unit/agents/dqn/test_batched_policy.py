@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from distrl.adders import NStepTransitionAdder
+from distrl.adders.vector_nstep import VectorNStepTransitionAdder
 from distrl.agents import dqn
 from distrl.agents.actors import BatchedFeedForwardActor
 from distrl.agents.dqn.actor import BatchedEpsilonGreedyPolicy, EpsilonGreedyPolicy
 from distrl.environment_loop import VectorEnvironmentLoop
 from distrl.envs.fakes import FakeEnvironment
-from distrl.replay.client import GroupedInsertClient, ReplayClient
+from distrl.replay.client import ReplayClient
 from distrl.specs import make_environment_spec
 from distrl.utils.config import ConfigError
 from distrl.utils.counting import Counter
@@ -131,7 +131,7 @@ class RecordingClient(ReplayClient):
         return {}
 
 
-def test_builder_makes_a_batched_actor_with_an_nstep_adder_per_env_and_grouped_inserts():
+def test_builder_makes_a_batched_actor_over_the_lanes_of_one_vector_nstep_adder():
     config = dqn.Config(**SMALL, envs_per_actor=3, adder_batch_size=4, n_step=2)
     builder = dqn.Builder(config)
     assert builder.envs_per_actor == 3
@@ -141,15 +141,18 @@ def test_builder_makes_a_batched_actor_with_an_nstep_adder_per_env_and_grouped_i
     assert type(dqn.Builder(dqn.Config(**SMALL)).make_policy(nets, evaluation=False, seed=0)) is EpsilonGreedyPolicy
     client = RecordingClient()
     adders = builder.make_adders(client, 3)
-    assert all(isinstance(adder, NStepTransitionAdder) for adder in adders) and len({id(a) for a in adders}) == 3
-    assert all(isinstance(adder._client, GroupedInsertClient) for adder in adders)
+    assert len({id(a) for a in adders}) == 3 and len({id(a._adder) for a in adders}) == 1
+    assert isinstance(adders[0]._adder, VectorNStepTransitionAdder) and adders[0]._adder.n_step == 2
     actor = builder.make_batched_actor(batched, nets, None, adders)
     assert isinstance(actor, BatchedFeedForwardActor) and actor.num_envs == 3
     environments = [FakeEnvironment(5, obs_shape=(4,), num_actions=NUM_ACTIONS) for _ in range(3)]
     counter = Counter()
     VectorEnvironmentLoop(environments, actor, counter).run(num_steps=60)
     assert counter.get("env_steps") == 60
-    # 20 steps per env of 5-step episodes: 20 transitions each; a call once 3 x 4 are buffered.
+    # 20 steps per env of 5-step episodes: a call of 3 x 4 transitions each time 4 + (n - 1) steps are
+    # recorded, and flush sends the rest (the last episode ended, so all its transitions are formed).
+    assert client.calls == [12] * 4
+    actor.flush()
     assert client.calls == [12] * 5
     assert builder.make_rate_limiter().error_buffer >= 2 * 12 * config.samples_per_insert
     with pytest.raises(TypeError, match="needs a BatchedPolicy"):
