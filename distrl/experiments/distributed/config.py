@@ -63,17 +63,21 @@ class DistributedConfig:
     more often than every 10 ms (``weight_store.MIN_CHECK_INTERVAL_S``)."""
     max_in_flight_inserts: int = 4
     """Insert calls one actor may have outstanding before it waits (backpressure)."""
-    min_insert_interval_s: float = 0.0
+    min_insert_interval_s: float = 0.01
     """Seconds in [0, 1] an actor leaves between insert calls: batches ready sooner are held and
     merged into the next call (``RayReplayClient``'s ``min_call_interval_s``), up to the table's
     merge limit, so a fast actor makes about max(1 / this, its items per second / the merge
-    limit) calls per second, each costing about 0.25 ms of its thread's CPU whatever its size.
-    An actor inserting at most once per interval is not delayed; 0 (the default): every batch
-    is sent at once. A throughput setting for actor-bound runs: ``bench actor`` went from
-    0.30-0.34 to 0.48-0.49 of the reference with one environment per actor and from 0.35 to
-    0.47 with 8 at 20 ms. Held inserts reach the learner in bursts; on CartPole that did not
-    measurably change learning (the Ape-X config over seeds 0-9, BENCHMARKS.md), but it is off
-    by default because a learner-bound run gains nothing from it."""
+    limit) calls per second, each costing about 0.25 ms of its thread's CPU whatever its size,
+    and more on the replay server. An actor inserting at most once per interval is not delayed,
+    and a held batch waits under twice the interval while inserts come regularly; 0: every
+    batch is sent at once. Why 10 ms (measured on 2 CPUs on 2026-11-30, BENCHMARKS.md): ``bench
+    actor`` made 0.47 of the reference with one environment per actor against 0.30 at 0, and
+    0.52-0.53 with 8 against 0.44-0.50; in ``bench system`` the unthrottled profile stepped
+    15.6k / 17.5k env steps/s with 1 / 2 actors against 13.0k / 10.6k, and the learner-bound
+    default profile made 0.79-0.80x of bare torch against 0.68-0.75x, since the server answers
+    fewer calls. Learning did not suffer: the Ape-X config solved seeds 0-3 at 20.6k, 65.8k,
+    20.4k and 41.5k env steps against 66.1k, 30.6k, 45.8k and 30.4k at 0. Queue tables (A2C)
+    never hold a batch (their merge limit is 0)."""
     prefetch: int = 2
     """Sample calls the learner keeps in flight."""
     sample_batches_per_call: int = 16
