@@ -1,8 +1,8 @@
 """The n-step transition adder for N environments stepped in lockstep, vectorised across them.
 
-It writes exactly the transitions ``NStepTransitionAdder`` writes for each
+It writes the transitions ``NStepTransitionAdder`` writes for each
 environment (same return, discount and next observation; see ``nstep.py``
-for the maths), but instead of forming each transition in Python when its
+for the maths; the one exception is below), but instead of forming each transition in Python when its
 window fills, it records every step into preallocated arrays [rows, N] and
 forms a whole block of transitions with a few numpy operations per insert.
 
@@ -29,10 +29,15 @@ n - 1 rows move to the front. The adder is used through N ``lanes()``, one
 ``Adder`` per environment, so the actor and the loops see the same
 per-environment interface as with N ``NStepTransitionAdder``s.
 
-Lockstep is required and checked: every lane adds exactly one step per
-vector step (``VectorEnvironmentLoop``'s order); a lane that adds twice
-before the others raises ValueError. A lane whose episode ended (LAST)
-must ``add_first`` before its next step.
+Lockstep is required: every lane adds exactly one step per vector step,
+and lanes restart (``add_first``) only once every lane has added its step
+(``VectorEnvironmentLoop``'s order). A lane that adds twice in one step
+raises ValueError, as does one that adds after its episode ended (LAST)
+without ``add_first``. A lane restarted before the step ends drops the step
+it added and the transitions that step would complete, and unlike
+``NStepTransitionAdder`` so does the end of an episode it added there. That
+happens when an environment raises in the middle of a vector step and the
+env actor restarts all of them, once per environment failure.
 """
 
 from __future__ import annotations
@@ -69,13 +74,18 @@ class _Column:
         leaves = [np.asarray(leaf) for leaf in _leaves(example)]
         self.arrays = [np.zeros((rows, num_envs, *leaf.shape), leaf.dtype) for leaf in leaves]
         self.unflatten = make_unflattener(example) if leaves else (lambda _: example)
-        # A plain array or scalar is its own only leaf: written without flattening (the usual case).
+        # A plain array or scalar is its own only leaf, and a flat dict of leaves (DQN's extras) is
+        # read key by key: both are written without flattening, the usual case.
         self._single = self.arrays[0] if isinstance(example, (np.ndarray, np.generic, int, float, bool)) else None
+        self._keys = sorted(example) if type(example) is dict and len(leaves) == len(example) else None
 
     def write(self, row: int, env: int, value: Nest) -> None:
         """Writes one item at (row, env)."""
         if self._single is not None:
             self._single[row, env] = value
+        elif self._keys is not None and type(value) is dict and len(value) == len(self._keys):
+            for array, key in zip(self.arrays, self._keys):
+                array[row, env] = value[key]
         else:
             self.write_leaves(row, env, _leaves(value))
 
@@ -139,8 +149,6 @@ class VectorNStepTransitionAdder:
         self._next_observation: _Column | None = None
         self._action: _Column | None = None
         self._extras: _Column | None = None
-        self._extras_seen: Nest = None
-        self._extras_leaves: Sequence[Any] = ()
         self._row = 0  # The vector step being added.
         self._open = [False] * num_envs
         self._added = [False] * num_envs
@@ -192,10 +200,8 @@ class VectorNStepTransitionAdder:
         if self._action is None:
             self._action = _Column(action, self._rows, self._num_envs)
             self._extras = _Column(extras, self._rows, self._num_envs)
-        if extras is not self._extras_seen:  # The actor passes one extras nest to all lanes of a step.
-            self._extras_seen, self._extras_leaves = extras, _leaves(extras)
         self._action.write(row, env, action)
-        self._extras.write_leaves(row, env, self._extras_leaves)
+        self._extras.write(row, env, extras)
         self._step_rewards[env] = next_timestep.reward  # Rows of scalars are written at the step's end.
         self._step_discounts[env] = next_timestep.discount
         self._next_observation.write(row, env, next_timestep.observation)
@@ -216,10 +222,14 @@ class VectorNStepTransitionAdder:
         self._observation.copy_row(row + 1, self._next_observation, row)
         self._added = [False] * self._num_envs
         self._num_added = 0
-        if self._row + 1 == self._rows:
-            self._insert_formed(self._block, recorded=self._rows)
-            self._shift(self._block)
-        self._row += 1
+        full = self._row + 1 == self._rows
+        try:
+            if full:
+                self._insert_formed(self._block, recorded=self._rows)
+        finally:  # Rows stay consistent when the insert or the priority_fn raises (the block is lost).
+            if full:
+                self._shift(self._block)
+            self._row += 1
 
     def _drop_open_episode(self, env: int) -> None:
         """Unmarks the starts of ``env``'s current episode whose n steps are not all recorded, its

@@ -174,8 +174,10 @@ class OffPolicyBuilder(Builder):
     def make_adders(self, client: ReplayClient, num_envs: int, networks: Any = None) -> list[Adder]:
         """One n-step adder per environment. With ``num_envs`` > 1 (lockstep environments) they are
         the lanes of one ``VectorNStepTransitionAdder``, which forms the transitions of all N a
-        block at a time and inserts ``num_envs`` x ``adder_batch_size`` of them per call; the
-        transitions of the last ``n_step - 1`` steps are not inserted when a run ends."""
+        block at a time and inserts ``num_envs`` x ``adder_batch_size`` of them per call. The
+        runtimes do not flush adders when a run ends, so up to ``num_envs`` x (``adder_batch_size``
+        + ``n_step`` - 2) formed transitions are not inserted then (the single adder's partial
+        batch likewise)."""
         if num_envs == 1:
             return [self.make_adder(client, networks)]
         config = self.config

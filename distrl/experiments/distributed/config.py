@@ -72,7 +72,7 @@ class DistributedConfig:
     and a held batch waits under twice the interval while inserts come regularly; 0: every
     batch is sent at once. Why 10 ms (measured on 2 CPUs on 2026-11-30, BENCHMARKS.md): ``bench
     actor`` made 0.47 of the reference with one environment per actor against 0.30 at 0, and
-    0.52-0.53 with 8 against 0.44-0.50; in ``bench system`` the unthrottled profile stepped
+    0.52 with 8 against 0.44-0.50 (0.53 at 20 ms); in ``bench system`` the unthrottled profile stepped
     15.6k / 17.5k env steps/s with 1 / 2 actors against 13.0k / 10.6k, and the learner-bound
     default profile made 0.79-0.80x of bare torch against 0.68-0.75x, since the server answers
     fewer calls. Learning did not suffer: the Ape-X config solved seeds 0-3 at 20.6k, 65.8k,

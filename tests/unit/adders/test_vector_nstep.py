@@ -209,3 +209,41 @@ def test_a_restart_in_the_middle_of_a_vector_step_drops_that_step_and_goes_on():
     (batch,) = client.batches
     assert 7 not in batch.action.tolist() and len(batch.reward) == 6
     np.testing.assert_array_equal(batch.observation[:3, 0], [5, 5, 5])
+
+
+def test_an_extras_object_reused_and_changed_between_steps_is_read_afresh():
+    client = RecordingClient()
+    lanes = VectorNStepTransitionAdder(client, 2, 1, 0.9, steps_per_insert=2).lanes()
+    for lane in lanes:
+        lane.add_first(dm_env.restart(np.zeros(1, np.float32)))
+    extras = {"policy_version": np.int64(0)}
+    for step in range(2):
+        for env, lane in enumerate(lanes):
+            extras["policy_version"] = np.int64(10 * step + env)  # The same dict, a new value.
+            lane.add(np.int64(0), dm_env.transition(0.0, np.zeros(1, np.float32)), extras)
+    np.testing.assert_array_equal(client.batches[0].extras["policy_version"], [0, 1, 10, 11])
+
+
+def test_an_insert_that_raises_loses_its_block_but_later_transitions_stay_right():
+    class FailingOnce(RecordingClient):
+        def insert(self, items, priorities=None):
+            if not hasattr(self, "failed"):
+                self.failed = True
+                raise TimeoutError("the replay server did not answer")
+            super().insert(items, priorities)
+
+    client = FailingOnce()
+    lanes = VectorNStepTransitionAdder(client, 2, 2, 1.0, steps_per_insert=3).lanes()
+    for lane in lanes:
+        lane.add_first(dm_env.restart(np.zeros(1, np.float32)))
+    for step in range(1, 16):
+        try:
+            for lane in lanes:
+                lane.add(np.int64(step - 1), dm_env.transition(1.0, np.full(1, step, np.float32)))
+        except TimeoutError:
+            assert step == 4  # The first block: 3 starts need 3 + 1 recorded steps.
+    batch = Transition(*(np.concatenate(leaves) for leaves in zip(*client.batches)))
+    assert len(batch.reward) == 3 * 6  # Blocks at steps 7, 10 and 13, 3 steps x 2 environments each.
+    np.testing.assert_array_equal(batch.observation[:, 0], batch.action)  # Step t acts on observation t,
+    np.testing.assert_array_equal(batch.next_observation[:, 0], batch.action + 2)  # and lands 2 steps on.
+    np.testing.assert_allclose(batch.reward, 2.0)
