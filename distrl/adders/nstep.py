@@ -60,6 +60,14 @@ def checked_priorities(priority_fn: Callable[[Transition], np.ndarray], batch: T
     return priorities
 
 
+def check_nstep_arguments(n_step: int, discount: float) -> None:
+    """Raises ValueError naming the argument unless n_step >= 1 and discount is in [0, 1]."""
+    if n_step < 1:
+        raise ValueError(f"n_step must be >= 1, got {n_step}.")
+    if not 0.0 <= discount <= 1.0:
+        raise ValueError(f"discount must be in [0, 1], got {discount}.")
+
+
 class _Step(NamedTuple):
     """One step held in the n-step window."""
 
@@ -99,10 +107,7 @@ class NStepTransitionAdder(Adder):
             priorities, float64 [B], each finite and >= 0 (ValueError otherwise,
             before the insert); None: the table's default for new items.
         """
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}.")
-        if not 0.0 <= discount <= 1.0:
-            raise ValueError(f"discount must be in [0, 1], got {discount}.")
+        check_nstep_arguments(n_step, discount)
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
         self._client = client

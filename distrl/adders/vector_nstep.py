@@ -49,7 +49,7 @@ import numpy as np
 import tree
 
 from distrl.adders.base import Adder
-from distrl.adders.nstep import checked_priorities
+from distrl.adders.nstep import check_nstep_arguments, checked_priorities
 from distrl.replay.client import ReplayClient
 from distrl.types import Nest, Transition
 from distrl.utils.nests import make_unflattener
@@ -128,10 +128,7 @@ class VectorNStepTransitionAdder:
                  priority_fn: Callable[[Transition], np.ndarray] | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}.")
-        if not 0.0 <= discount <= 1.0:
-            raise ValueError(f"discount must be in [0, 1], got {discount}.")
+        check_nstep_arguments(n_step, discount)
         if steps_per_insert < 1:
             raise ValueError(f"steps_per_insert must be >= 1, got {steps_per_insert}.")
         self._client = client
