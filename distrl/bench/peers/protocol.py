@@ -10,7 +10,11 @@ The run is solved at the first evaluation whose mean return reaches the
 threshold; time to solve is the wall-clock from the start of training to the
 end of that evaluation minus the time spent evaluating, because a
 single-process trainer pauses while it evaluates and the frameworks evaluate
-at different speeds. Every framework runs in its own process, with one torch
+at different speeds. distrl's distributed mode does not pause: its driver
+evaluates while the actors and the learner go on, so its time to solve is
+the wall-clock to the start of the solving evaluation, when the weights it
+evaluates were taken (its earlier evaluations shared the machine with
+training, and their cost stays in). Every framework runs in its own process, with one torch
 thread, so none inherits another's state.
 """
 
@@ -36,14 +40,31 @@ class Task:
     eval_every: int
     max_env_steps: int
     peers: tuple[str, ...]
+    distrl_env: str = ""
+    """distrl's name of the environment when it is not ``gym:<env_id>`` (``make_environment``);
+    evaluations then still play ``env_id``'s start states (the environment must be ``env_id``
+    underneath, as ``distrl.bench.costly_env:costly_cartpole`` is CartPole-v1)."""
+
+    @property
+    def distrl_env_name(self) -> str:
+        """The environment name distrl trains on."""
+        return self.distrl_env or f"gym:{self.env_id}"
 
 
 #: The tasks of issue-15's protocol: evaluation every 5,000 env steps on CartPole, 2,000 on Pendulum.
+#: ``dqn-costly-cartpole`` is distrl only: CartPole-v1 whose steps cost as much CPU as half a DQN update
+#: (``distrl.bench.costly_env``), to compare the distributed mode with the single process where
+#: acting is a real share of the work.
 TASKS = {
     "dqn-cartpole": Task("dqn", "CartPole-v1", 475.0, 5_000, 50_000, ("sb3",)),
     "a2c-cartpole": Task("a2c", "CartPole-v1", 475.0, 5_000, 100_000, ("sb3",)),
     "ddpg-pendulum": Task("ddpg", "Pendulum-v1", -200.0, 2_000, 20_000, ("tianshou", "sb3")),
+    "dqn-costly-cartpole": Task("dqn", "CartPole-v1", 475.0, 5_000, 50_000, (),
+                                distrl_env="distrl.bench.costly_env:costly_cartpole"),
 }
+
+#: What ``bench peers`` runs without ``--tasks``: the tasks with peers.
+PEER_TASKS = tuple(name for name, task in TASKS.items() if task.peers)
 
 
 def eval_stream_seed(run_seed: int) -> int:

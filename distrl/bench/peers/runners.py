@@ -56,6 +56,21 @@ TIANSHOU_DDPG_PENDULUM = dict(  # Tianshou test/continuous/test_ddpg.py
     n_step=3)
 
 
+def training_clock(evaluations: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """The protocol's ``train_s`` of each of a distrl run's evaluation records (``env_steps``,
+    ``wall_clock_s`` at the end of the evaluation, its ``duration_s``, ``return_mean``): in debug
+    mode the wall-clock less every evaluation so far, since the single process pauses while it
+    evaluates; in a distributed mode the wall-clock less this evaluation alone, since the run
+    trains on while the driver evaluates and the evaluated weights were taken at its start."""
+    records, paused = [], 0.0
+    for record in evaluations:
+        evaluating_s = record.get("duration_s", 0.0)
+        paused = paused + evaluating_s if mode == "debug" else evaluating_s
+        records.append({"env_steps": record["env_steps"], "train_s": round(record["wall_clock_s"] - paused, 3),
+                        "return_mean": record["return_mean"]})
+    return records
+
+
 def run_distrl(task: Task, seed: int, mode: str) -> dict[str, Any]:
     import distrl
 
@@ -64,15 +79,10 @@ def run_distrl(task: Task, seed: int, mode: str) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="distrl-peers-") as run_dir:
         result = distrl.train(
-            task.agent, f"gym:{task.env_id}", mode=mode, seed=seed, max_env_steps=task.max_env_steps,
+            task.agent, task.distrl_env_name, mode=mode, seed=seed, max_env_steps=task.max_env_steps,
             eval_every=task.eval_every, eval_episodes=10, reward_threshold=task.threshold, run_dir=run_dir,
             on_evaluation=solved, checkpoint_every_s=None)
-    evaluations, paused = [], 0.0
-    for record in result.summary["evaluations"]:
-        if mode == "debug":
-            paused += record.get("duration_s", 0.0)
-        evaluations.append({"env_steps": record["env_steps"], "train_s": round(record["wall_clock_s"] - paused, 3),
-                            "return_mean": record["return_mean"]})
+    evaluations = training_clock(result.summary["evaluations"], mode)
     first = next((e for e in evaluations if e["return_mean"] >= task.threshold), None)
     return {"solved": first, "evaluations": evaluations, "settings": "distrl defaults"}
 

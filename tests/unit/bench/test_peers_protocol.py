@@ -8,7 +8,10 @@ import time
 import pytest
 
 from distrl.bench.peers import report
-from distrl.bench.peers.protocol import TASKS, SolveClock, eval_stream_seed, greedy_returns, median_or_none, reset_to_start
+from distrl.bench.peers.runners import training_clock
+from distrl.bench.peers.protocol import (
+    PEER_TASKS, TASKS, SolveClock, eval_stream_seed, greedy_returns, median_or_none, reset_to_start,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,3 +75,30 @@ def test_the_report_names_the_peers_longer_budget():
     results = {"ddpg-pendulum": {"distrl (debug)": [{"solved": None}], "tianshou": [{"solved": None}]}}
     assert "budget 20,000\n" in report(results, [0], TASKS) + "\n"
     assert "budget 20,000 (peers: 60,000, --peer-budget-factor 3)" in report(results, [0], TASKS, peer_budget_factor=3)
+
+
+def test_the_distributed_clock_stops_when_the_solving_evaluations_weights_were_taken():
+    records = [{"env_steps": 5000, "wall_clock_s": 4.0, "duration_s": 0.5, "return_mean": 100.0},
+               {"env_steps": 10000, "wall_clock_s": 9.0, "duration_s": 2.0, "return_mean": 500.0}]
+    debug = training_clock(records, "debug")
+    assert [r["train_s"] for r in debug] == [3.5, 6.5]  # the single process paused 0.5 s, then 2 s more
+    local = training_clock(records, "local")
+    assert [r["train_s"] for r in local] == [3.5, 7.0]  # trained on through the first evaluation
+    assert [r["env_steps"] for r in local] == [5000, 10000]
+
+
+def test_the_report_compares_the_distributed_mode_with_the_single_process_seed_by_seed():
+    def solved(seconds):
+        return {"solved": {"train_s": seconds, "env_steps": 1000}}
+
+    results = {"dqn-costly-cartpole": {"distrl (debug)": [solved(10.0), solved(12.0), solved(8.0)],
+                                       "distrl (local)": [solved(9.0), {"solved": None}, solved(8.0)]}}
+    text = report(results, [0, 1, 2], TASKS)
+    assert "dqn on distrl.bench.costly_env:costly_cartpole" in text
+    assert "distrl (local) vs distrl (debug): no slower on 2/3 seeds, ratio of medians 0.90x" in text
+    assert "best peer" not in text  # the task has no peers, so there is nothing to compare with
+
+
+def test_the_default_run_holds_the_tasks_with_peers():
+    assert "dqn-costly-cartpole" in TASKS and "dqn-costly-cartpole" not in PEER_TASKS
+    assert set(PEER_TASKS) == {"dqn-cartpole", "a2c-cartpole", "ddpg-pendulum"}
