@@ -11,7 +11,6 @@ to the cluster at ``--address``; both run the same experiment on Ray actors.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import traceback
 from pathlib import Path
@@ -154,16 +153,10 @@ def _check_mode_flags(args: argparse.Namespace) -> None:
 
 
 def _agent_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` overrides plus ``--envs-per-actor`` when the agent's config has that field."""
+    """``--set`` overrides plus ``--envs-per-actor`` (every agent's config has ``envs_per_actor``)."""
     overrides = list(args.overrides)
     if args.envs_per_actor is not None:
-        from distrl.agents import get_agent
-
-        fields = {f.name for f in dataclasses.fields(get_agent(args.agent).Config)}
-        if "envs_per_actor" in fields:
-            overrides.append(f"envs_per_actor={args.envs_per_actor}")
-        elif args.envs_per_actor != 1:
-            raise ValueError(f"--envs-per-actor: agent {args.agent} steps one environment per actor")
+        overrides.append(f"envs_per_actor={args.envs_per_actor}")
     return overrides
 
 

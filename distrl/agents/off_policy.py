@@ -8,8 +8,9 @@ network by version. ``OffPolicyConfig`` holds those fields once (agents
 subclass it and add their own) and ``OffPolicyBuilder`` builds those parts
 once (agents subclass it and add networks, policies and the learner).
 
-An actor stepping N > 1 environments (``Builder.envs_per_actor``, e.g. DQN's
-``envs_per_actor``) writes through the N lanes of one
+An actor stepping N > 1 environments (``OffPolicyConfig.envs_per_actor``,
+acting through the agent's batched policy in a ``BatchedFeedForwardActor``,
+``make_batched_actor``) writes through the N lanes of one
 ``VectorNStepTransitionAdder``: the environments step in lockstep, so it
 records each vector step into arrays and forms the transitions of all N
 environments a block at a time (no transition mixes two environments'
@@ -30,9 +31,9 @@ from torch import nn
 from distrl.adders.base import Adder
 from distrl.adders.nstep import NStepTransitionAdder
 from distrl.adders.vector_nstep import VectorNStepTransitionAdder
-from distrl.agents.actors import FeedForwardActor
-from distrl.agents.builder import Builder, Policy
-from distrl.core import Actor, VariableSource
+from distrl.agents.actors import BatchedFeedForwardActor, FeedForwardActor
+from distrl.agents.builder import BatchedPolicy, Builder, Policy
+from distrl.core import Actor, BatchedActor, VariableSource
 from distrl.replay.client import ReplayClient
 from distrl.replay.rate_limiters import SampleToInsertRatio
 from distrl.replay.samplers import Sampler, UniformSampler
@@ -66,6 +67,9 @@ class OffPolicyConfig:
         0.1, "Allowed drift of the replay ratio, as a fraction of samples_per_insert * min_replay_size.")
     adder_batch_size: int = doc(16, "Transitions an adder buffers before one replay insert.")
     variable_update_period: int = doc(1, "Actor steps (vector steps for several envs per actor) between checks for newer weights.")
+    envs_per_actor: int = doc(
+        1, "Environments one actor steps in lockstep: one batched policy forward per vector step, each "
+           "environment with its own exploration stream and its own lane of one vectorised n-step adder.")
     deduplicate_frames: bool = doc(
         True, "Store each distinct uint8 image frame once in replay (same samples; other observations unchanged).")
     replay_frames_per_item: float | None = doc(
@@ -90,6 +94,11 @@ class OffPolicyConfig:
                 f"be >= batch_size ({self.batch_size})")
         require(self.min_replay_size <= self.max_replay_size, owner, "min_replay_size", self.min_replay_size,
                 f"be <= max_replay_size ({self.max_replay_size})")
+        require(isinstance(self.envs_per_actor, int) and not isinstance(self.envs_per_actor, bool)
+                and self.envs_per_actor > 0, owner, "envs_per_actor", self.envs_per_actor, "be a positive integer")
+        require(self.adder_batch_size * self.envs_per_actor <= self.max_replay_size, owner, "envs_per_actor",
+                self.envs_per_actor, f"keep one actor's grouped insert (adder_batch_size {self.adder_batch_size} x "
+                f"envs_per_actor) within max_replay_size ({self.max_replay_size})")
 
 
 class OffPolicyBuilder(Builder):
@@ -104,6 +113,7 @@ class OffPolicyBuilder(Builder):
     def __init__(self, config: OffPolicyConfig) -> None:
         self.config = config
         self.batch_size = config.batch_size
+        self.envs_per_actor = config.envs_per_actor
 
     @property
     def updates_per_env_step(self) -> float:
@@ -206,3 +216,15 @@ class OffPolicyBuilder(Builder):
         """A ``FeedForwardActor`` whose acting networks follow ``variable_source``
         every ``variable_update_period`` env steps (no source: they stay as given)."""
         return FeedForwardActor(policy, adder, self.make_variable_client(networks, variable_source))
+
+    def make_batched_actor(
+        self, policy: BatchedPolicy, networks: Any, variable_source: VariableSource | None, adders: list[Adder]
+    ) -> BatchedActor:
+        """A ``BatchedFeedForwardActor``: ``policy`` (from ``make_policy`` with ``envs_per_actor``
+        > 1) acts for all ``len(adders)`` environments at once, environment i writes through
+        ``adders[i]`` (from ``make_adders``), and the acting networks follow ``variable_source``.
+        Raises TypeError when ``policy`` is not a ``BatchedPolicy``."""
+        if not isinstance(policy, BatchedPolicy):
+            raise TypeError(f"{type(self).__name__} with several environments per actor needs a BatchedPolicy "
+                            f"(make_policy with envs_per_actor > 1), got {type(policy).__name__}")
+        return BatchedFeedForwardActor(policy, adders, self.make_variable_client(networks, variable_source))

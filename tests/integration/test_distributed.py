@@ -213,8 +213,8 @@ def test_cli_rejects_flags_of_other_modes(capsys):
     assert main(["train", "--agent", "dqn", "--env", "gym:CartPole-v1", "--mode", "local", "--address", "auto"]) == 2
     assert "--address does not apply to --mode local" in capsys.readouterr().err
     assert main(["train", "--agent", "ddpg", "--env", "gym:Pendulum-v1", "--mode", "local",
-                 "--envs-per-actor", "2"]) == 2
-    assert "agent ddpg steps one environment per actor" in capsys.readouterr().err
+                 "--envs-per-actor", "0"]) == 2
+    assert "Config.envs_per_actor must be a positive integer, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -69,8 +69,12 @@ def test_builder_defaults():
     builder = dqn.Builder(dqn.Config())
     assert builder.with_num_actors(4) is builder
     assert builder.envs_per_actor == 1 and not builder.synchronous
-    with pytest.raises(NotImplementedError, match="DDPGBuilder does not implement make_batched_actor"):
-        ddpg.Builder(ddpg.Config()).make_batched_actor(None, None, None, [])
+    class SingleEnvironmentBuilder(Builder):  # an agent that acts in one environment at a time
+        variable_names = ("policy",)
+        make_replay_tables = make_adder = make_policy = make_actor = make_learner = None
+
+    with pytest.raises(NotImplementedError, match="SingleEnvironmentBuilder does not implement make_batched_actor"):
+        SingleEnvironmentBuilder().make_batched_actor(None, None, None, [])
     adders = builder.make_adders(client=None, num_envs=3)
     assert len(adders) == 3 and len({id(adder) for adder in adders}) == 3
     assert a2c.Builder(a2c.Config()).actor_exploration(1, 4) is None

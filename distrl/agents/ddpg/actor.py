@@ -7,7 +7,11 @@ Evaluation acts with a = mu(s). Exploration acts with
 where n_t is Gaussian or Ornstein-Uhlenbeck noise in units of the action
 half-range h, so one ``noise_sigma`` means the same on every environment.
 Each exploring policy owns a seeded ``np.random.Generator``, so runs are
-reproducible and distributed actors draw independent noise.
+reproducible and distributed actors draw independent noise. An actor
+stepping N environments in lockstep acts through ``BatchedNoisyPolicy``: one
+batched forward of mu, and a noise of shape [N, *action_shape] whose rows
+are N independent streams, each restarted with its own environment's
+episodes.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from distrl.agents.builder import Policy
-from distrl.utils.tensors import batch_of_one
+from distrl.agents.builder import BatchedPolicy, Policy
+from distrl.utils.nests import stacked_length
+from distrl.utils.tensors import as_tensors, batch_of_one
 
 
 def spread_noise_scale(index: int, num_actors: int) -> float:
@@ -39,14 +44,32 @@ def spread_noise_scale(index: int, num_actors: int) -> float:
 
 
 class Noise(abc.ABC):
-    """Exploration noise: one sample per env step, reset at episode start."""
+    """Exploration noise: one sample per env step, reset at episode start.
+
+    ``sigma`` has the action's shape, or [N, *action_shape] for N environments
+    stepped in lockstep (row i is environment i's stream).
+    """
+
+    sigma: np.ndarray
+    _rng: np.random.Generator
 
     @abc.abstractmethod
     def sample(self) -> np.ndarray:
-        """Returns the noise for the next step (float64, the action's shape)."""
+        """Returns the noise for the next step (float64, ``sigma``'s shape)."""
 
     def reset(self) -> None:
-        """Starts a new episode."""
+        """Starts a new episode (of every stream)."""
+
+    def reset_row(self, index: int) -> None:
+        """Starts a new episode of stream ``index`` alone (``sigma`` of shape [N, ...])."""
+
+    def get_state(self) -> dict[str, Any]:
+        """The random generator's state (and the process's, for a noise with memory)."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores ``get_state`` output."""
+        self._rng.bit_generator.state = state["rng"]
 
     @property
     @abc.abstractmethod
@@ -107,6 +130,17 @@ class OrnsteinUhlenbeckNoise(Noise):
     def reset(self) -> None:
         self._state = np.zeros_like(self.sigma)
 
+    def reset_row(self, index: int) -> None:
+        self._state[index] = 0.0
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "ou": self._state.copy()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if "ou" in state:
+            self._state = np.array(state["ou"], dtype=np.float64)
+
 
 class DeterministicPolicy(Policy):
     """a = mu(s) for one observation, as a float32 array of the action's shape."""
@@ -143,15 +177,10 @@ class NoisyPolicy(DeterministicPolicy):
 
     def get_state(self) -> dict[str, Any]:
         """The noise's random generator and its process state (OU's current value)."""
-        state: dict[str, Any] = {"rng": self.noise._rng.bit_generator.state}
-        if isinstance(self.noise, OrnsteinUhlenbeckNoise):
-            state["ou"] = self.noise._state.copy()
-        return state
+        return self.noise.get_state()
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.noise._rng.bit_generator.state = state["rng"]
-        if "ou" in state:
-            self.noise._state = np.array(state["ou"], dtype=np.float64)
+        self.noise.set_state(state)
 
     def exploration_state(self) -> dict[str, Any]:
         """The noise process and its sigma per action dimension (action units)."""
@@ -160,3 +189,48 @@ class NoisyPolicy(DeterministicPolicy):
     def __call__(self, observation: np.ndarray) -> np.ndarray:
         action = self._mu(observation) + self.noise.sample()
         return np.clip(action, self._low, self._high).astype(np.float32, copy=False)
+
+
+class BatchedNoisyPolicy(NoisyPolicy, BatchedPolicy):
+    """a_i = clip(mu(s_i) + n_i, low, high) for N environments stepped in lockstep.
+
+    ``select_actions(observations)`` takes N stacked observations (every leaf
+    with a leading axis N, e.g. float32 [N, 3] for Pendulum) and returns
+    float32 actions [N, *action_shape] (twice: the environments and the
+    adders get the same clipped actions, as ``NoisyPolicy`` gives one) from
+    one forward pass of mu over all N rows. ``noise`` has sigma of shape
+    [N, *action_shape]: row i is environment i's stream, restarted by
+    ``reset_env(i)`` when that environment starts an episode, so an
+    Ornstein-Uhlenbeck stream never carries over from another environment's
+    episode. Every environment of one actor explores at that actor's noise
+    scale (``DDPGBuilder.actor_exploration``). ``__call__`` acts for one
+    observation as environment 0 would (every stream's noise advances).
+    """
+
+    def __init__(
+        self, policy_network: nn.Module, noise: Noise, action_minimum: np.ndarray, action_maximum: np.ndarray
+    ) -> None:
+        super().__init__(policy_network, noise, action_minimum, action_maximum)
+        self.num_envs = int(noise.sigma.shape[0])
+
+    def reset_env(self, index: int) -> None:
+        self.noise.reset_row(index)
+
+    def exploration_state(self) -> dict[str, Any]:
+        """The noise process and the sigma of one environment's stream (action units)."""
+        return {"kind": self.noise.kind, "sigma": self.noise.sigma[0].tolist()}
+
+    def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
+        num_envs = stacked_length(observations)
+        if num_envs != self.num_envs:
+            raise ValueError(f"BatchedNoisyPolicy has noise for {self.num_envs} environments, got "
+                             f"{num_envs} observations")
+        with torch.inference_mode():
+            mu = self._policy_network(as_tensors(observations)).numpy()
+        actions = np.clip(mu + self.noise.sample(), self._low, self._high).astype(np.float32, copy=False)
+        return actions, actions
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            mu = self._policy_network(batch_of_one(observation))[0].numpy()
+        return np.clip(mu + self.noise.sample()[0], self._low, self._high).astype(np.float32, copy=False)

@@ -1,7 +1,9 @@
 """The DDPG builder: noisy deterministic policies, per-actor noise scales, learner.
 
-The table, the n-step adder and the actor are ``OffPolicyBuilder``'s; this
-builder adds the policies, per-actor noise scales and the learner.
+The table, the n-step adders and the actors are ``OffPolicyBuilder``'s; this
+builder adds the policies, per-actor noise scales and the learner. With
+``envs_per_actor`` N > 1 an actor steps N environments in lockstep through a
+``BatchedNoisyPolicy`` (one batched forward of mu per vector step).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from distrl.agents.builder import Policy
 from distrl.agents.ddpg.actor import (
+    BatchedNoisyPolicy,
     DeterministicPolicy,
     GaussianNoise,
     NoisyPolicy,
@@ -54,7 +57,9 @@ class DDPGBuilder(OffPolicyBuilder):
 
         The noise scale is ``exploration * noise_sigma * (high - low) / 2``
         per action dimension; ``exploration`` defaults to 1 (see
-        ``actor_exploration``) and 0 switches the noise off. Raises
+        ``actor_exploration``) and 0 switches the noise off. With
+        ``envs_per_actor`` N > 1 it is a ``BatchedNoisyPolicy`` whose N
+        environments each draw their own noise stream at that scale. Raises
         ValueError for a negative ``exploration``.
         """
         if evaluation:
@@ -65,12 +70,15 @@ class DDPGBuilder(OffPolicyBuilder):
         config = self.config
         half_range = (networks.action_maximum.astype(np.float64) - networks.action_minimum) / 2.0
         sigma = scale * config.noise_sigma * half_range
+        if self.envs_per_actor > 1:
+            sigma = np.broadcast_to(sigma, (self.envs_per_actor, *sigma.shape)).copy()
         rng = np.random.default_rng(seed)
         if config.noise_type == "ou":
             noise = OrnsteinUhlenbeckNoise(sigma, config.ou_theta, config.ou_dt, rng)
         else:
             noise = GaussianNoise(sigma, rng)
-        return NoisyPolicy(networks.policy_network, noise, networks.action_minimum, networks.action_maximum)
+        policy_class = BatchedNoisyPolicy if self.envs_per_actor > 1 else NoisyPolicy
+        return policy_class(networks.policy_network, noise, networks.action_minimum, networks.action_maximum)
 
     def make_learner(
         self,

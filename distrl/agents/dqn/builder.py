@@ -9,7 +9,7 @@ runtimes (the single-process mode and every Ray env actor) step N
 environments in lockstep: ``make_policy`` gives a
 ``BatchedEpsilonGreedyPolicy`` (one batched Q forward per vector step,
 epsilon-greedy per environment at the actor's epsilon) and
-``make_batched_actor`` a ``BatchedFeedForwardActor`` over the lanes of one
+``OffPolicyBuilder.make_batched_actor`` a ``BatchedFeedForwardActor`` over the lanes of one
 ``VectorNStepTransitionAdder``, which inserts N x ``adder_batch_size``
 transitions per call (``OffPolicyBuilder.make_adders``). The env-step budget counts every
 environment's steps; an actor takes only whole vector steps.
@@ -23,16 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from distrl.adders.base import Adder
-from distrl.agents.actors import BatchedFeedForwardActor
-from distrl.agents.builder import BatchedPolicy, Policy
+from distrl.agents.builder import Policy
 from distrl.agents.dqn.actor import BatchedEpsilonGreedyPolicy, EpsilonGreedyPolicy, GreedyPolicy, apex_epsilon
 from distrl.agents.dqn.config import Config
 from distrl.agents.dqn.learning import DQNLearner
 from distrl.agents.dqn.networks import DQNNetworks
 from distrl.agents.dqn.priorities import td_error_priorities
 from distrl.agents.off_policy import OffPolicyBuilder
-from distrl.core import BatchedActor, Learner, VariableSource
+from distrl.core import Learner
 from distrl.replay.client import ReplayClient
 from distrl.replay.samplers import PrioritizedSampler, Sampler, UniformSampler
 from distrl.types import SampleBatch, Transition
@@ -46,10 +44,6 @@ class DQNBuilder(OffPolicyBuilder):
 
     config: Config
     variable_names = ("q_network",)
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.envs_per_actor = config.envs_per_actor
 
     def make_sampler(self, seed: int) -> Sampler:
         """Prioritized (sum tree, alpha and beta from the config) or uniform."""
@@ -107,21 +101,6 @@ class DQNBuilder(OffPolicyBuilder):
             raise ValueError("Config.actor_priorities is true, but the adder was made without the actor's networks "
                              "(make_adder(client, networks)) to compute priorities with")
         return td_error_priorities(networks.q_network, self.config.priority_eps)
-
-    def make_batched_actor(
-        self,
-        policy: BatchedPolicy,
-        networks: DQNNetworks,
-        variable_source: VariableSource | None,
-        adders: list[Adder],
-    ) -> BatchedActor:
-        """A ``BatchedFeedForwardActor``: ``policy`` (from ``make_policy``) acts for all
-        ``len(adders)`` environments at once, environment i writes through ``adders[i]``
-        (from ``make_adders``), and the Q network follows ``variable_source``."""
-        if not isinstance(policy, BatchedPolicy):
-            raise TypeError(f"DQN with several environments per actor needs a BatchedPolicy "
-                            f"(make_policy with envs_per_actor > 1), got {type(policy).__name__}")
-        return BatchedFeedForwardActor(policy, adders, self.make_variable_client(networks, variable_source))
 
     def make_learner(
         self,

@@ -35,9 +35,6 @@ class Config(OffPolicyConfig):
                 "0.4 ** (1 + 7 i / (N - 1)) (Ape-X, Horgan et al. 2018), one actor follows the schedule; "
                 "'schedule' = every actor follows the schedule (the single-process mode always does); "
                 "an actor Ray restarts begins its schedule again.")
-    envs_per_actor: int = doc(
-        1, "Environments one actor steps in lockstep (one batched Q-network forward per vector step, "
-           "epsilon-greedy per environment at the actor's epsilon; each environment has its own n-step adder).")
     double_q: bool = doc(True, "Select the bootstrap action with the online net, evaluate it with the target net.")
     huber_delta: float = doc(1.0, "Huber loss threshold (TD errors beyond it get a linear penalty).")
     max_grad_norm: float | None = doc(10.0, "Clip the global gradient norm to this value (None: no clipping).")
@@ -63,12 +60,6 @@ class Config(OffPolicyConfig):
         in_unit_interval(self, "epsilon_start", "epsilon_end")
         require(self.actor_epsilons in ACTOR_EPSILONS, "Config", "actor_epsilons", self.actor_epsilons,
                 f"be one of {', '.join(ACTOR_EPSILONS)}")
-        require(isinstance(self.envs_per_actor, int) and not isinstance(self.envs_per_actor, bool)
-                and self.envs_per_actor > 0, "Config", "envs_per_actor", self.envs_per_actor,
-                "be a positive integer")
-        require(self.adder_batch_size * self.envs_per_actor <= self.max_replay_size, "Config", "envs_per_actor",
-                self.envs_per_actor, f"keep one actor's grouped insert (adder_batch_size {self.adder_batch_size} x "
-                f"envs_per_actor) within max_replay_size ({self.max_replay_size})")
         require(not self.actor_priorities or self.prioritized, "Config", "actor_priorities",
                 self.actor_priorities, "be false unless prioritized is true (uniform replay has no priorities)")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "Config", "max_grad_norm",
