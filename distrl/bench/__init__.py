@@ -14,6 +14,7 @@ from typing import Sequence
 BENCHMARKS = {
     "actor": "distrl.bench.actor",
     "insert": "distrl.bench.insert",
+    "learner": "distrl.bench.learner",
     "peers": "distrl.bench.peers",
     "replay": "distrl.bench.replay",
     "replay-atari": "distrl.bench.replay_atari",

@@ -24,17 +24,31 @@ from distrl.agents.dqn.losses import double_q_td_loss
 from distrl.agents.optimizers import make_adam
 
 
-def _random_batch(spec_nest, batch_size: int, rng: np.random.Generator):
-    """A batch of ``batch_size`` values of every leaf of an observation spec, as tensors of the
-    leaf's dtype (integer leaves within their bounds, uint8 frames 0-255; floats standard
-    normal), for networks that only need the shapes and dtypes."""
+def random_leaves(spec_nest, batch_size: int, rng: np.random.Generator):
+    """``batch_size`` random values of every leaf of an observation spec, as numpy arrays of the
+    leaf's dtype [batch_size, *shape] (integer leaves within their bounds, uint8 frames 0-255;
+    floats standard normal), for networks that only need the shapes and dtypes."""
     def leaf(spec):
         shape = (batch_size, *spec.shape)
         if np.issubdtype(spec.dtype, np.integer):
             high = int(getattr(spec, "maximum", 255)) if np.ndim(getattr(spec, "maximum", 0)) == 0 else 255
-            return torch.from_numpy(rng.integers(0, max(high, 1) + 1, size=shape).astype(spec.dtype))
-        return torch.from_numpy(rng.standard_normal(shape).astype(spec.dtype))
+            return rng.integers(0, max(high, 1) + 1, size=shape).astype(spec.dtype)
+        return rng.standard_normal(shape).astype(spec.dtype)
     return tree.map_structure(leaf, spec_nest)
+
+
+def dqn_experiment(env: str, overrides: Sequence[str], seed: int):
+    """The DQN experiment config for ``env`` with the config ``overrides``, and the environment's
+    spec (read from one environment, closed again)."""
+    from distrl.experiments import make_experiment_config
+    from distrl.specs import make_environment_spec
+
+    config = make_experiment_config("dqn", env, seed=seed, max_env_steps=10**9, agent_overrides=list(overrides))
+    probe = config.environment_factory(seed)
+    try:
+        return config, make_environment_spec(probe)
+    finally:
+        probe.close()
 
 
 def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, seed: int = 0,
@@ -43,14 +57,8 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
     on one torch thread (as the learner runs) and on ``device`` (the learner's): the agent's
     networks, the learner's Adam (``make_adam``), ``double_q_td_loss``, gradient clipping, a hard target copy every
     ``target_update_period`` updates."""
-    from distrl.experiments import make_experiment_config
-    from distrl.specs import make_environment_spec
-
-    config = make_experiment_config("dqn", env, seed=seed, max_env_steps=10**9, agent_overrides=list(overrides))
+    config, spec = dqn_experiment(env, overrides, seed)
     dqn = config.agent_config
-    probe = config.environment_factory(seed)
-    spec = make_environment_spec(probe)
-    probe.close()
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
@@ -64,8 +72,8 @@ def pure_dqn_updates_per_s(env: str, overrides: Sequence[str], seconds: float, s
         def on_device(nest):
             return tree.map_structure(lambda tensor: tensor.to(device), nest)
 
-        observation = on_device(_random_batch(spec.observations, batch, rng))
-        next_observation = on_device(_random_batch(spec.observations, batch, rng))
+        observation = on_device(tree.map_structure(torch.from_numpy, random_leaves(spec.observations, batch, rng)))
+        next_observation = on_device(tree.map_structure(torch.from_numpy, random_leaves(spec.observations, batch, rng)))
         action = on_device(torch.from_numpy(rng.integers(0, networks.num_actions, size=batch)))
         reward = on_device(torch.from_numpy(rng.standard_normal(batch).astype(np.float32)))
         discount = torch.full((batch,), dqn.discount ** dqn.n_step, device=device)

@@ -11,7 +11,8 @@ is what it checks: an agent given the same pixels as (C, H, W) or as
 
 The factories take the registry's ``seed=`` keyword, so the task runs from
 the command line as ``--env distrl.envs.image_tasks:channels_first`` (or
-``:channels_last``, ``:channels_first_large`` for the Nature CNN's size).
+``:channels_last``, ``:channels_first_large`` for the Nature CNN, ``:atari_shaped`` for
+Atari's [4, 84, 84] stacks).
 """
 
 from __future__ import annotations
@@ -128,3 +129,9 @@ def channels_first_large(seed: int) -> ImageSideTask:
 def channels_last_large(seed: int) -> ImageSideTask:
     """40x40 RGB frames as (40, 40, 3): the Nature CNN, permuted on the device."""
     return ImageSideTask(seed, size=40, channels_last=True)
+
+
+def atari_shaped(seed: int) -> ImageSideTask:
+    """Four 84x84 planes as (4, 84, 84), the shape of Atari's stacked frames (Mnih et al. 2015):
+    the Nature CNN at its usual input size, without an emulator (for benchmarks of the learner)."""
+    return ImageSideTask(seed, size=84, channels=4, channels_last=False)
