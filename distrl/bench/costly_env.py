@@ -6,13 +6,16 @@ its time in learner updates. The distributed mode can only move the other
 that does not cover the cost of the Ray runtime ("Distributed against the
 single process"). The simulators users bring cost far more per step: MuJoCo
 humanoids, physics engines with contacts, emulators that render (0.1-20 ms).
-``costly_cartpole`` is CartPole-v1 whose steps each also take
-``STEP_COST_S`` of CPU, so the same DQN run spends about half its time
-acting, the share at which moving the acting off the learner's core should
-show.
+``costly_cartpole`` is CartPole-v1 whose steps each take at least
+``STEP_COST_S`` of CPU (CartPole's own 10 us included), so the same DQN run
+spends about half its time acting, the share at which moving the acting off
+the learner's core should show.
 
 The cost is a busy wait, not a sleep: a simulator occupies its core, and a
-sleeping step would leave the core free to the learner in both modes.
+sleeping step would leave the core free to the learner in both modes. The
+wait is Python and holds the GIL, which a simulator written in C would
+release; in an env actor it therefore also delays the actor's other Python
+threads, so it if anything understates what the distributed mode gains.
 Name it anywhere an environment is named:
 ``--env distrl.bench.costly_env:costly_cartpole``.
 """
@@ -26,7 +29,7 @@ import gymnasium
 
 from distrl.envs.gym_adapter import GymnasiumToDmEnv
 
-#: CPU seconds each step of ``costly_cartpole`` takes on top of CartPole-v1's own: about as long as
+#: CPU seconds each step of ``costly_cartpole`` takes at least (CartPole-v1's own included): about as long as
 #: half a DQN update of batch 64 on one CPU thread here, so acting is about half of the debug mode's
 #: work at DQN's 0.5 updates per env step.
 STEP_COST_S = 0.0005
@@ -57,6 +60,6 @@ class SimulatorCost(gymnasium.Wrapper):
 
 
 def costly_cartpole(seed: int) -> GymnasiumToDmEnv:
-    """CartPole-v1 (its 500-step ``TimeLimit`` included) whose steps each take ``STEP_COST_S``
-    more CPU time, as a ``dm_env.Environment`` seeded with ``seed`` like ``gym:CartPole-v1``."""
+    """CartPole-v1 (its 500-step ``TimeLimit`` included) whose steps each take at least
+    ``STEP_COST_S`` of CPU time, as a ``dm_env.Environment`` seeded with ``seed`` like ``gym:CartPole-v1``."""
     return GymnasiumToDmEnv(SimulatorCost(gymnasium.make("CartPole-v1"), STEP_COST_S), seed=seed)

@@ -137,9 +137,15 @@ class OrnsteinUhlenbeckNoise(Noise):
         return {**super().get_state(), "ou": self._state.copy()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+        """Restores ``get_state`` output. Raises ValueError when the saved process has another
+        shape than ``sigma`` (a state saved with another ``envs_per_actor`` or action shape)."""
         if "ou" in state:
-            self._state = np.array(state["ou"], dtype=np.float64)
+            saved = np.array(state["ou"], dtype=np.float64)
+            if saved.shape != self.sigma.shape:
+                raise ValueError(f"OrnsteinUhlenbeckNoise state of shape {saved.shape} cannot be restored into "
+                                 f"noise of shape {self.sigma.shape} (saved with another envs_per_actor?)")
+            self._state = saved
+        super().set_state(state)
 
 
 class DeterministicPolicy(Policy):
@@ -217,8 +223,9 @@ class BatchedNoisyPolicy(NoisyPolicy, BatchedPolicy):
         self.noise.reset_row(index)
 
     def exploration_state(self) -> dict[str, Any]:
-        """The noise process and the sigma of one environment's stream (action units)."""
-        return {"kind": self.noise.kind, "sigma": self.noise.sigma[0].tolist()}
+        """The noise process, the sigma of each environment's stream (action units; the same for
+        all) and the number of streams."""
+        return {"kind": self.noise.kind, "sigma": self.noise.sigma[0].tolist(), "streams": self.num_envs}
 
     def select_actions(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         num_envs = stacked_length(observations)

@@ -126,7 +126,11 @@ def _solve_time(record: dict[str, Any]) -> float:
 
 def _modes_line(local: list[dict[str, Any]], debug: list[dict[str, Any]]) -> str:
     """The distributed mode against the single process, seed by seed (issue 13: no more
-    wall-clock on 2 of 3 seeds) and as a ratio of medians; unsolved seeds are slower than any."""
+    wall-clock on 2 of 3 seeds) and as a ratio of medians. A seed counts as no slower only when the
+    local run solved it in no more time; an unsolved seed is slower than any solved one. Raises
+    ValueError when the two hold different numbers of seeds."""
+    if len(local) != len(debug):
+        raise ValueError(f"the local and debug runs hold {len(local)} and {len(debug)} seeds")
     at_most = sum(_solve_time(a) <= _solve_time(b) and a.get("solved") is not None for a, b in zip(local, debug))
     local_median = median_or_none([None if r.get("solved") is None else r["solved"]["train_s"] for r in local])
     debug_median = median_or_none([None if r.get("solved") is None else r["solved"]["train_s"] for r in debug])

@@ -102,3 +102,10 @@ def test_the_report_compares_the_distributed_mode_with_the_single_process_seed_b
 def test_the_default_run_holds_the_tasks_with_peers():
     assert "dqn-costly-cartpole" in TASKS and "dqn-costly-cartpole" not in PEER_TASKS
     assert set(PEER_TASKS) == {"dqn-cartpole", "a2c-cartpole", "ddpg-pendulum"}
+
+
+def test_the_mode_comparison_refuses_runs_of_different_seed_counts():
+    solved = {"solved": {"train_s": 1.0, "env_steps": 1000}}
+    results = {"dqn-cartpole": {"distrl (debug)": [solved, solved], "distrl (local)": [solved, solved, solved]}}
+    with pytest.raises(ValueError, match="hold 3 and 2 seeds"):
+        report(results, [0, 1, 2], TASKS)

@@ -56,7 +56,7 @@ def test_every_environment_draws_its_own_noise_at_the_actors_scale():
     noise = np.stack([policy.select_actions(obs)[0] - mu for _ in range(4000)])  # [steps, envs, action]
     np.testing.assert_allclose(noise.std(axis=0), 0.2, rtol=0.1)  # (high - low) / 2 = 1 here
     assert abs(np.corrcoef(noise[:, 0, 0], noise[:, 1, 0])[0, 1]) < 0.1  # independent streams
-    assert policy.exploration_state() == {"kind": "gaussian", "sigma": pytest.approx([0.2, 0.2])}
+    assert policy.exploration_state() == {"kind": "gaussian", "sigma": pytest.approx([0.2, 0.2]), "streams": 3}
 
 
 def test_an_environment_starting_an_episode_restarts_its_ou_stream_alone():
@@ -68,6 +68,33 @@ def test_an_environment_starting_an_episode_restarts_its_ou_stream_alone():
     policy.reset_env(1)
     np.testing.assert_array_equal(policy.noise._state[1], 0.0)
     np.testing.assert_array_equal(policy.noise._state[[0, 2]], before[[0, 2]])
+
+
+def test_a_loop_restarts_each_environments_ou_stream_when_its_episode_starts():
+    config = ddpg.Config(**SMALL, envs_per_actor=2, noise_type="ou")
+    builder = ddpg.Builder(config)
+    networks = ddpg.make_networks(SPEC, config)
+    policy = builder.make_policy(networks, evaluation=False, seed=0)
+    restarted = []
+    reset_row = policy.noise.reset_row
+
+    def recording_reset_row(index):
+        restarted.append(index)
+        reset_row(index)
+
+    policy.noise.reset_row = recording_reset_row
+    (table,) = builder.make_replay_tables(SPEC, seed=0)
+    actor = builder.make_batched_actor(policy, networks, None, builder.make_adders(LocalReplayClient(table), 2))
+    environments = [ContinuousFake(5, obs_shape=(3,), action_dim=2) for _ in range(2)]
+    VectorEnvironmentLoop(environments, actor, Counter()).run(num_steps=24)  # 12 steps each: episodes 1, 2, 3
+    assert sorted(restarted) == [0, 0, 0, 1, 1, 1]
+
+
+def test_ou_state_of_another_shape_is_refused():
+    two, _ = batched_policy(2, noise_type="ou")
+    three, _ = batched_policy(3, noise_type="ou")
+    with pytest.raises(ValueError, match=r"state of shape \(2, 2\) cannot be restored into noise of shape \(3, 2\)"):
+        three.set_state(two.get_state())
 
 
 @pytest.mark.parametrize("noise_type", ["gaussian", "ou"])
