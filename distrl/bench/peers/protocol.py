@@ -12,7 +12,7 @@ end of that evaluation minus the time spent evaluating, because a
 single-process trainer pauses while it evaluates and the frameworks evaluate
 at different speeds. distrl's distributed mode does not pause: its driver
 evaluates while the actors and the learner go on, so its time to solve is
-the wall-clock to the start of the solving evaluation, when the weights it
+the wall-clock to the start of the solving evaluation, just after the weights it
 evaluates were taken (its earlier evaluations shared the machine with
 training, and their cost stays in). Every framework runs in its own process, with one torch
 thread, so none inherits another's state.
