@@ -55,3 +55,25 @@ def test_ddpg_actors_step_four_envs_each_in_local_mode(ray_session, tmp_path):
     # Two actors at the spread noise scales (2x and 0.5x noise_sigma 0.2; Pendulum's half-range is 2).
     sigmas = sorted(e["sigma"][0] for e in dist["actor_policy_exploration"])
     assert sigmas == pytest.approx([0.2, 0.8])
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_the_cli_gives_ddpg_actors_several_environments(ray_session, run_cli, tmp_path):
+    """``distrl train --agent ddpg --envs-per-actor 2``, attached to the test session's Ray."""
+    import json
+
+    import ray
+
+    result = run_cli(
+        "train", "--agent", "ddpg", "--env", "gym:Pendulum-v1", "--mode", "cluster",
+        "--address", ray.get_runtime_context().gcs_address, "--num-actors", "1", "--envs-per-actor", "2",
+        "--max-env-steps", "600", "--eval-every", "600", "--eval-episodes", "1", "--run-dir", str(tmp_path),
+        "--no-progress", *[a for s in SMALL_DDPG if not s.startswith("envs_per_actor") for a in ("--set", s)],
+        timeout=200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    dist = summary["distributed"]
+    assert summary["env_steps"] == 600 and dist["envs_per_actor"] == 2
+    assert dist["actor_policy_exploration"][0]["streams"] == 2
