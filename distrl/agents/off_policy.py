@@ -85,11 +85,10 @@ class OffPolicyConfig:
         positive(self, "batch_size", "n_step", "max_replay_size", "min_replay_size", "samples_per_insert",
                  "adder_batch_size", "variable_update_period")
         non_negative(self, "samples_per_insert_tolerance")
-        owner_name = type(self).__name__
-        require(self.replay_frames_per_item is None or self.replay_frames_per_item > 0, owner_name,
+        owner = type(self).__name__
+        require(self.replay_frames_per_item is None or self.replay_frames_per_item > 0, owner,
                 "replay_frames_per_item", self.replay_frames_per_item, "be > 0 or None")
         in_unit_interval(self, "discount")
-        owner = type(self).__name__
         require(self.min_replay_size >= self.batch_size, owner, "min_replay_size", self.min_replay_size,
                 f"be >= batch_size ({self.batch_size})")
         require(self.min_replay_size <= self.max_replay_size, owner, "min_replay_size", self.min_replay_size,
